@@ -1950,12 +1950,13 @@ def _half_swapped(folder: Path, prefix: str, what: str, then: str, earlier: str)
 
 def _nothing_written_yet(folder: Path) -> tuple[str, int] | None:
     """What ``engine info`` says of a folder that holds nothing but hidden files (its lock, a
-    staged copy) and a lock record (:func:`engine.runlock.last_writer`): a run killed or
-    stopped before it wrote anything (problems 1: run it again), or one that has not yet
-    (0). Before, it said "no image split folders found", as of a wrong folder."""
+    staged copy) and a lock record (:func:`engine.runlock.last_writer`), or a lock file that
+    holds none: a run killed or stopped before it wrote anything (problems 1: run it again),
+    or one that has not yet (0). Before, it said "no image split folders found", as of a
+    wrong folder."""
     from engine.runlock import LOCK_NAME, last_writer
 
-    if not folder.is_dir() or any(not p.name.startswith(".") for p in folder.iterdir()):
+    if not folder.is_dir() or not wrote_nothing(folder):
         return None
     if (last := last_writer(folder)) is None:
         if not (folder / LOCK_NAME).is_file():
@@ -1981,15 +1982,15 @@ def _begun(folder: Path) -> tuple[str, int] | None:
     None where it is not one, or reads as a dataset (whose table says it is unfinished)."""
     from engine.datasets import datasets_above
 
-    found = next((a for a in datasets_above(folder) if a.where == "" and a.unfinished), None)
-    if found is None or found.unfinished is None:
+    above = (a.unfinished for a in datasets_above(folder) if a.where == "" and a.unfinished)
+    if (unfinished := next(above, None)) is None:
         return None
     try:
         spec = load_spec(folder)
         for split in spec.require_splits():
             SegDataset(spec, split, require_labels=spec.labels is not None, lenient=True)
     except (OSError, ValueError):
-        state, remedy, halted = found.unfinished
+        state, remedy, halted = unfinished
         line = f"unfinished: {folder}: {state}, before a split of it could be read: {remedy}"
         return line, int(halted)
     return None

@@ -117,8 +117,9 @@ def exclusive(
     """Hold ``folder/name`` locked while the ``with`` block runs (``folder`` is created); yields
     the folder. Raises :class:`FolderInUse` naming the folder and the holder when another
     process (or another ``exclusive`` of this one) holds it. Where ``folder`` holds one of
-    ``own`` (the records ``command`` writes there: an output it wrote before), the temporary
-    files its earlier runs left when killed are removed (:func:`remove_temporaries`)."""
+    ``own`` (the records ``command`` writes there: an output it wrote before), or nothing but
+    hidden entries (:func:`wrote_nothing`: a run killed before its first file was in), the
+    temporary files its earlier runs left when killed are removed (:func:`remove_temporaries`)."""
     folder = Path(folder)
     try:
         import fcntl

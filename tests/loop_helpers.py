@@ -1,9 +1,12 @@
-"""Hand-built datasets and label runs for the loop tests (annotate, review, report)."""
+"""Hand-built datasets and label runs for the loop tests (annotate, review, report), and an
+engine command killed at a chosen point (:func:`run_killed`)."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -151,3 +154,30 @@ def damaged_swap_line(staging: Path) -> str:
         f"files in: move what {name}/ holds into {root} by hand, or remove {name}/ to keep "
         f"{root} as it is, then run again"
     )
+
+
+# ``python -c KILLED_AT NAME ARGS...``: engine ARGS, killed (SIGKILL) as it renames a file it
+# wrote into place whose name, or whose folder's name, is NAME: written, not yet in
+KILLED_AT = """
+import os, signal, sys
+real = os.replace
+def replace(src, dst):
+    if sys.argv[1] in (os.path.basename(dst), os.path.basename(os.path.dirname(dst))):
+        os.kill(os.getpid(), signal.SIGKILL)  # the file written, not yet renamed into place
+    real(src, dst)
+os.replace = replace
+from cli import app
+app(sys.argv[2:])
+"""
+
+
+def run_killed(script: str, *argv: str) -> None:
+    """``python -c script argv`` in this checkout, which must end killed by SIGKILL (as by
+    ``kill -9``) at the point ``script`` chooses (:data:`KILLED_AT`); its stderr where not."""
+    killed = subprocess.run(
+        [sys.executable, "-c", script, *argv],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        timeout=300,
+    )
+    assert killed.returncode == -9, killed.stderr.decode()

@@ -1327,25 +1327,16 @@ def test_a_fusion_killed_at_any_map_resumes_to_the_same_bytes(world, tmp_path, m
     label written and its source not, at 1, 3 and 7): ``engine info`` says the fusion was
     stopped and to run it again (it said "unless it is running now"), and the rerun, given the
     same command, writes what one uninterrupted fusion writes, byte for byte."""
-    import subprocess
-    import sys
-
     from typer.testing import CliRunner
 
     from cli import app
+    from tests.loop_helpers import run_killed
 
     args = ["fuse", "--data", str(world["data"]), "--pseudo", str(world["bike"]), "--no-progress"]
     whole = tmp_path / "whole"
     assert CliRunner().invoke(app, [*args, "--out", str(whole)]).exit_code == 0
     out = world["out"]
-    root = Path(__file__).resolve().parents[2]
-    killed = subprocess.run(
-        [sys.executable, "-c", KILLED_AFTER, str(maps), *args, "--out", str(out)],
-        cwd=root,
-        capture_output=True,
-        timeout=300,
-    )
-    assert killed.returncode == -9, killed.stderr.decode()
+    run_killed(KILLED_AFTER, str(maps), *args, "--out", str(out))
     assert json.loads((out / "fuse.json").read_text())["status"] == "running"
     res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
     assert res.exit_code == 1, res.output  # a split not begun too: it was 2 (folder not found)
@@ -1383,26 +1374,17 @@ def test_temporary_files_of_killed_fusions_are_counted_and_removed_by_the_rerun(
     removes those of the runs before it (the second kill leaves its own alone), ``engine
     info`` notes what is left (exit code unchanged), the rerun that finishes removes it, and
     the fused files are those of one uninterrupted fusion."""
-    import subprocess
-    import sys
-
     from typer.testing import CliRunner
 
     from cli import app
+    from tests.loop_helpers import run_killed
 
     args = ["fuse", "--data", str(world["data"]), "--pseudo", str(world["bike"]), "--no-progress"]
     out = world["out"]
     whole = tmp_path / "whole"
     assert CliRunner().invoke(app, [*args, "--out", str(whole)]).exit_code == 0
-    root = Path(__file__).resolve().parents[2]
     for maps in (1, 2):  # the second run resumes at the map the first was writing
-        killed = subprocess.run(
-            [sys.executable, "-c", KILLED_WRITING, str(maps), *args, "--out", str(out)],
-            cwd=root,
-            capture_output=True,
-            timeout=300,
-        )
-        assert killed.returncode == -9, killed.stderr.decode()
+        run_killed(KILLED_WRITING, str(maps), *args, "--out", str(out))
     left = sorted(out.rglob("*.tmp"))
     assert [p.parent for p in left] == [out / "labels/train"]  # the second kill's only
     res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
@@ -1416,19 +1398,6 @@ def test_temporary_files_of_killed_fusions_are_counted_and_removed_by_the_rerun(
     assert res.exit_code == 0 and "temporary file" not in res.output
 
 
-KILLED_AT_RECORD = """
-import os, signal, sys
-real = os.replace
-def replace(src, dst):
-    if os.path.basename(dst) == sys.argv[1]:
-        os.kill(os.getpid(), signal.SIGKILL)  # written, not yet renamed into place
-    real(src, dst)
-os.replace = replace
-from cli import app
-app(sys.argv[2:])
-"""
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("record", ["taxonomy.json", "dataset.yaml"])
 def test_a_fusion_killed_before_its_dataset_yaml_is_said_unfinished(world, tmp_path, record):
@@ -1438,25 +1407,16 @@ def test_a_fusion_killed_before_its_dataset_yaml_is_said_unfinished(world, tmp_p
     rerun kept the killed write's temporary file. ``fuse.json`` (running) goes first: engine
     info says the fusion did not finish and what finishes it (exit 1), and the rerun leaves
     the files of one uninterrupted fusion, no temporary file."""
-    import subprocess
-    import sys
-
     from typer.testing import CliRunner
 
     from cli import app
+    from tests.loop_helpers import KILLED_AT, run_killed
 
     args = ["fuse", "--data", str(world["data"]), "--pseudo", str(world["bike"]), "--no-progress"]
     out = world["out"]
     whole = tmp_path / "whole"
     assert CliRunner().invoke(app, [*args, "--out", str(whole)]).exit_code == 0
-    root = Path(__file__).resolve().parents[2]
-    killed = subprocess.run(
-        [sys.executable, "-c", KILLED_AT_RECORD, record, *args, "--out", str(out)],
-        cwd=root,
-        capture_output=True,
-        timeout=300,
-    )
-    assert killed.returncode == -9, killed.stderr.decode()
+    run_killed(KILLED_AT, record, *args, "--out", str(out))
     res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
     text = " ".join(res.output.split())
     assert res.exit_code == 1, res.output

@@ -553,18 +553,13 @@ def test_engine_info_on_a_path_not_found_names_it_not_as_a_dataset_root(tmp_path
     """``engine info`` takes a dataset, a run, an output or a file one wrote: a path not found
     is said as the path given, with its near miss; before, every one was "dataset root not
     found", a training run's folder and a missing record file too."""
-    from typer.testing import CliRunner
-
-    from cli import app
-
     (tmp_path / "runs" / "train" / "bicycle").mkdir(parents=True)
     for given, hint in (
         (tmp_path / "runs" / "train" / "bicyle", f"; did you mean {tmp_path}/runs/train/bicycle?"),
         (tmp_path / "runs" / "train" / "bicycle" / "last.pt", ""),
         (tmp_path / "scores.json", ""),
     ):
-        res = CliRunner().invoke(app, ["info", str(given)], env={"COLUMNS": "300"})
-        said = " ".join(res.output.split())
+        res, said = _info(["info", str(given)], "300")
         assert res.exit_code == 2 and said == f"error: {given}: not found{hint}", res.output
 
 
@@ -1514,10 +1509,6 @@ def test_a_folder_a_run_was_killed_in_as_it_took_its_lock_is_told_stopped(tmp_pa
     import subprocess
     import sys
 
-    from typer.testing import CliRunner
-
-    from cli import app
-
     folder = tmp_path / "data"
     root = Path(__file__).resolve().parents[2]
     # the kill at that point: the record's write ends the process, as SIGKILL would
@@ -1531,15 +1522,12 @@ def test_a_folder_a_run_was_killed_in_as_it_took_its_lock_is_told_stopped(tmp_pa
     assert ended.returncode == 137
     assert [p.name for p in folder.iterdir()] == [".lock"]
     assert (folder / ".lock").stat().st_size == 0
-    res = CliRunner().invoke(app, ["info", str(folder)], env={"COLUMNS": "400"})
+    res, said = _info(["info", str(folder)])
     assert res.exit_code == 1, res.output
-    said = " ".join(res.output.split())
     assert f"{folder}: a run (its lock file holds no record: killed as it took the folder) " in said
     assert "stopped before it wrote anything here (no process writes it now): run that " in said
-    res = CliRunner().invoke(
-        app, ["synth", "--out", str(folder), "--train", "1", "--val", "0", "--test", "0",
-              "--size", "64x64", "--no-progress"],
-    )  # fmt: skip
+    res, _ = _info(["synth", "--out", str(folder), "--train", "1", "--val", "0", "--test", "0",
+                    "--size", "64x64", "--no-progress"])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert (folder / "synth.json").is_file()
 
@@ -1549,16 +1537,12 @@ def test_a_run_killed_writing_its_first_file_leaves_a_note_its_rerun_keeps(tmp_p
     sweep, kill point 1) left ``.run.json.*.tmp`` beside its lock file alone: engine info's
     note said "no engine command writes this folder: delete them", though the same command,
     run again, takes the folder and removes it."""
-    from typer.testing import CliRunner
-
-    from cli import app
     from engine.runlock import exclusive
 
     run = tmp_path / "label"
     with exclusive(run, "engine label"):
         (run / ".run.json.abcd1234.tmp").write_text("{")
-    res = CliRunner().invoke(app, ["info", str(run)], env={"COLUMNS": "400"})
-    text = " ".join(res.output.split())
+    res, text = _info(["info", str(run)])
     assert res.exit_code == 1 and "stopped before it wrote anything here" in text, res.output
     assert text.endswith(f"the next run of the command that writes {run} removes them"), text
 

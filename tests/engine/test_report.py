@@ -7,7 +7,6 @@ import json
 import re
 import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -1587,19 +1586,6 @@ def test_a_fused_dataset_given_through_a_link_has_its_fuse_json_read_once(world,
     assert reads == {fused.resolve(): 1}, reads
 
 
-KILLED_AT = """
-import os, signal, sys
-real = os.replace
-def replace(src, dst):
-    if sys.argv[1] in (os.path.basename(dst), os.path.basename(os.path.dirname(dst))):
-        os.kill(os.getpid(), signal.SIGKILL)  # the file written, not yet renamed into place
-    real(src, dst)
-os.replace = replace
-from cli import app
-app(sys.argv[2:])
-"""
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("at, drawn", [("overlays", 0), ("report.md", 3)])
 def test_a_report_killed_before_its_report_json_is_said_unfinished_and_its_rerun_cleans_up(
@@ -1612,21 +1598,16 @@ def test_a_report_killed_before_its_report_json_is_said_unfinished_and_its_rerun
     ``report.json``: engine info read a finished report (exit 0) without its report.md.
     ``report.json`` comes last; info says the report did not finish and what finishes it (exit
     1); the rerun leaves no temporary file."""
-    import subprocess
-
     from typer.testing import CliRunner
 
     from cli import app
+    from tests.loop_helpers import KILLED_AT, run_killed
 
     tmp, data, subset, _ = world
     out = tmp / "rep"
     args = ["report", "--subset", str(subset.root), "--out", str(out), "--pseudo",
             str(tmp / "run"), "--data", str(data), "--no-chart", "--no-progress"]  # fmt: skip
-    root = Path(__file__).resolve().parents[2]
-    killed = subprocess.run(
-        [sys.executable, "-c", KILLED_AT, at, *args], cwd=root, capture_output=True, timeout=300
-    )
-    assert killed.returncode == -9, killed.stderr.decode()
+    run_killed(KILLED_AT, at, *args)
     assert len(list(out.rglob(".*.tmp"))) == 1
     res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
     text = " ".join(res.output.split())

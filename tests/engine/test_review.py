@@ -17,7 +17,7 @@ from PIL import Image
 from annotations.labelmap import write_label
 from annotations.subset import write_subset
 from engine.review import PSEUDO_COLOR, ReviewConfig, build_review, overlay
-from tests.loop_helpers import disk, make_dataset, make_run
+from tests.loop_helpers import disk, make_dataset, make_run, run_killed
 
 H, W = 150, 200
 
@@ -852,18 +852,9 @@ def test_a_review_killed_after_its_first_thumbnails_is_told_and_drawn_again(tmp_
     """``kill -9`` of ``engine review`` after its second thumbnail: ``engine info`` names the
     stopped review and the command that finishes it (it said "no image split folders found"),
     and that command draws the gallery whole."""
-    import sys
-    from pathlib import Path
-
     run, out = gallery.index.parent.parent, tmp_path / "g"
     args = ["review", str(run), "--out", str(out), "--no-progress"]
-    killed = subprocess.run(
-        [sys.executable, "-c", KILLED_AFTER, "2", *args],
-        cwd=Path(__file__).resolve().parents[2],
-        capture_output=True,
-        timeout=300,
-    )
-    assert killed.returncode == -9, killed.stderr.decode()
+    run_killed(KILLED_AFTER, "2", *args)
     assert len(list((out / "thumbs").glob("*.jpg"))) == 2 and not (out / "review.json").exists()
     code, text = _info(out)
     assert code == 1 and "engine review (pid " in text and "2 thumbnails drawn" in text

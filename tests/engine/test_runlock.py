@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,10 @@ HOLD = (
 )
 
 
-def _hold(folder: Path, name: str = LOCK_NAME) -> subprocess.Popen:
-    """A process holding ``folder``'s lock until killed."""
+@contextlib.contextmanager
+def _hold(folder: Path, name: str = LOCK_NAME) -> Iterator[subprocess.Popen]:
+    """A process holding ``folder``'s lock file ``name`` while the block runs, then killed
+    (SIGKILL, as a crash would: no cleanup runs)."""
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(folder), name],
@@ -33,8 +36,12 @@ def _hold(folder: Path, name: str = LOCK_NAME) -> subprocess.Popen:
         cwd=root,
         env={**os.environ, "PYTHONPATH": str(root)},
     )
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
-    return proc
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
 
 
 def _linked_copy(original: Path, copy: Path, *names: str) -> None:
@@ -47,8 +54,7 @@ def _linked_copy(original: Path, copy: Path, *names: str) -> None:
 
 def test_a_second_process_is_refused_until_the_first_is_killed(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    holder = _hold(run)
-    try:
+    with _hold(run) as holder:
         with pytest.raises(FolderInUse) as e, exclusive(run, "engine train"):
             pass
         message = str(e.value)
@@ -56,9 +62,6 @@ def test_a_second_process_is_refused_until_the_first_is_killed(tmp_path: Path) -
         assert "\n" not in message and "give another output folder" in message
         with exclusive(run, "engine label", ".lock-shard1of2"):  # another lock file: free
             pass
-    finally:
-        holder.send_signal(signal.SIGKILL)  # as a crash would: no cleanup runs
-        holder.wait()
     with exclusive(run, "engine train") as folder:  # the OS released it with the process
         assert folder == run and "engine train" in (run / LOCK_NAME).read_text()
 
@@ -95,8 +98,7 @@ def test_a_copy_made_while_the_original_runs_is_neither_held_by_it_nor_holds_it(
     from engine.runlock import writer
 
     original, copy = tmp_path / "run", tmp_path / "copy"
-    holder = _hold(original)
-    try:
+    with _hold(original) as holder:
         (original / "last.pt").write_bytes(b"x")
         _linked_copy(original, copy, LOCK_NAME, "last.pt")
         assert writer(copy) is None
@@ -109,9 +111,6 @@ def test_a_copy_made_while_the_original_runs_is_neither_held_by_it_nor_holds_it(
                 pass
         assert "engine fuse" in (copy / LOCK_NAME).read_text()
         assert "engine train" in (original / LOCK_NAME).read_text()
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="flock")
@@ -603,8 +602,7 @@ def test_commands_refuse_a_folder_in_use_with_one_line(tmp_path: Path) -> None:
     from cli import app
 
     out = tmp_path / "pred"
-    holder = _hold(out)
-    try:
+    with _hold(out) as holder:
         res = CliRunner().invoke(
             app, ["predict", "--checkpoint", str(tmp_path / "m.pt"), "--images", str(tmp_path),
                   "--out", str(out), "--no-progress"],
@@ -615,9 +613,6 @@ def test_commands_refuse_a_folder_in_use_with_one_line(tmp_path: Path) -> None:
         )
         res = CliRunner().invoke(app, ["synth", "--out", str(out), "--no-progress"])
         assert res.exit_code == 2 and "in use by" in res.output
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_writer_names_the_process_writing_a_folder_and_none_once_it_is_killed(tmp_path: Path):
@@ -625,14 +620,10 @@ def test_writer_names_the_process_writing_a_folder_and_none_once_it_is_killed(tm
 
     run = tmp_path / "run"
     assert writer(run) is None  # no folder
-    holder = _hold(run, ".lock-shard0of2")  # a shard of a label run
-    try:
+    with _hold(run, ".lock-shard0of2") as holder:  # a shard of a label run
         assert writer(run).startswith(f"engine train (pid {holder.pid} on ")
         with exclusive(run, "engine label", ".lock-shard1of2"):  # the probe took no lock
             pass
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
     assert writer(run) is None  # killed: nobody writes it, though its lock file stays
 
 
@@ -750,14 +741,10 @@ def test_a_rerun_removes_the_temporary_files_killed_runs_left(tmp_path: Path) ->
         pass
     assert all(p.exists() for p in [*stale, *kept])
     (run / "run.json").write_text("{}")
-    holder = _hold(run, ".lock-shard1of2")
-    try:
+    with _hold(run, ".lock-shard1of2"):
         with exclusive(run, "engine label", own=("run.json",)):  # a shard writes it now
             pass
         assert all(p.exists() for p in [*stale, *kept])
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
     with exclusive(run, "engine label", own=("run.json",)):
         pass
     assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
@@ -775,15 +762,11 @@ def test_a_rerun_removes_the_temporary_files_of_a_run_killed_before_its_first_fi
     stale = out / ".synth.partial.json.abcd1234.tmp"
     out.mkdir()
     (out / LOCK_NAME).write_text("")
-    holder = _hold(out, ".lock-shard1of2")
-    stale.write_bytes(b"{")  # after the shard took its lock (it would have removed it)
-    try:
+    with _hold(out, ".lock-shard1of2"):
+        stale.write_bytes(b"{")  # after the shard took its lock (it would have removed it)
         with exclusive(out, "engine synth", own=("synth.json", "synth.partial.json")):
             pass
         assert stale.exists()
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
     with exclusive(out, "engine synth", own=("synth.json", "synth.partial.json")):
         pass
     assert not stale.exists()
@@ -843,14 +826,10 @@ def test_a_shard_alone_removes_the_temporary_files_and_not_while_another_runs(
     stale.write_bytes(b"x")
     (run / "run.json").write_text("{}")
     for other in (".lock-shard0of2", LOCK_NAME):
-        holder = _hold(run, other)
-        try:
+        with _hold(run, other):
             with exclusive(run, "engine label", ".lock-shard1of2", own=("run.json",)):
                 pass
             assert stale.exists(), other
-        finally:
-            holder.send_signal(signal.SIGKILL)
-            holder.wait()
     with exclusive(run, "engine label", ".lock-shard1of2", own=("run.json",)):
         pass
     assert not stale.exists()
@@ -1240,3 +1219,23 @@ def test_a_folder_whose_lock_a_snapshot_shares_stays_held_for_a_run_seen_on_anot
             pass
         with exclusive(snapshot, "engine fuse"):  # the snapshot is another folder: its own
             pass
+
+
+def test_telling_whether_a_run_wrote_nothing_closes_the_folders_listing(tmp_path: Path) -> None:
+    """``wrote_nothing`` stops at the first visible entry: its listing of the folder, left open
+    there, was a ``ResourceWarning: unclosed scandir iterator`` under ``python -X dev`` (engine
+    info on a dataset root holding a temporary file printed it)."""
+    import warnings
+
+    from engine.runlock import wrote_nothing
+
+    (tmp_path / ".lock").write_text("")
+    (tmp_path / "a.png").write_bytes(b"png")
+    (tmp_path / "b.png").write_bytes(b"png")
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        assert wrote_nothing(tmp_path) is False
+        (tmp_path / "a.png").unlink()
+        (tmp_path / "b.png").unlink()
+        assert wrote_nothing(tmp_path) is True
+    assert [str(w.message) for w in said] == []

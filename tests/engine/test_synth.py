@@ -476,14 +476,10 @@ def test_a_dataset_synth_stopped_before_a_split_was_whole_is_said_unfinished(
     Image.new("RGB", (96, 64)).save(out / "images" / "train" / "synth_train_0000.jpg")
     res = CliRunner().invoke(app, ["info", str(out), "--no-progress"], env={"COLUMNS": "400"})
     assert res.exit_code == 1 and f"{STOPPED}, before a split of it could be read" in res.output
-    holder = _hold(out)
-    try:
+    with _hold(out):
         res = CliRunner().invoke(app, ["info", str(out), "--no-progress"])
         assert res.exit_code == 0, res.output
         assert "is writing it now" in " ".join(res.output.split())
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_a_dataset_synth_stopped_half_way_is_said_by_info_and_refused_by_readers(
@@ -523,8 +519,7 @@ def test_a_dataset_synth_stopped_half_way_is_said_by_info_and_refused_by_readers
         ],  # fmt: skip
     }
     _refused(tmp_path, out, readers)
-    holder = _hold(out)
-    try:
+    with _hold(out) as holder:
         res = CliRunner().invoke(app, ["info", str(out), "--no-progress"])
         assert res.exit_code == 0, res.output
         assert f"unfinished: engine train (pid {holder.pid} on " in res.output
@@ -538,9 +533,6 @@ def test_a_dataset_synth_stopped_half_way_is_said_by_info_and_refused_by_readers
             "is writing it now; engine label would read the dataset half written: wait for it "
             "to finish, then run engine label again"
         )
-    finally:
-        holder.kill()
-        holder.wait()
         holder.stdout.close()
 
 

@@ -197,7 +197,11 @@ def _write(folder: Path, name: str, doc: dict) -> None:
 
 
 def _write_tokenizer(folder: Path, ids: dict[str, int]) -> None:
-    """vocab.txt and tokenizer.json holding ``ids`` (word -> id; other ids unused)."""
+    """The released tokenizer's files, its vocab.txt and tokenizer.json holding ``ids`` (word
+    -> id; other ids unused)."""
+    _write(folder, "tokenizer_config.json", RELEASED_TOKENIZER_CONFIG)
+    _write(folder, "special_tokens_map.json", RELEASED_SPECIAL_TOKENS_MAP)
+    _write(folder, "added_tokens.json", RELEASED_ADDED_TOKENS)
     vocab = [f"[unused{i}]" for i in range(max(ids.values()) + 1)]
     for word, i in ids.items():
         vocab[i] = word
@@ -230,9 +234,6 @@ def released(tmp_path_factory) -> dict[str, Path]:
     spread_text_scores(model.eval()).save_pretrained(folder)
     _write(folder, "config.json", config)  # as released, not as transformers 5 writes it
     _write(folder, "preprocessor_config.json", RELEASED_PREPROCESSOR)
-    _write(folder, "tokenizer_config.json", RELEASED_TOKENIZER_CONFIG)
-    _write(folder, "special_tokens_map.json", RELEASED_SPECIAL_TOKENS_MAP)
-    _write(folder, "added_tokens.json", RELEASED_ADDED_TOKENS)
     _write_tokenizer(folder, RELEASED_IDS)
     return {"det": folder, "sam": save_tiny_segmenter(root / "sam", "sam")}
 
@@ -396,9 +397,6 @@ def test_a_word_read_partly_as_unk_is_named_with_its_characters(tmp_path, caplog
 
     folder = tmp_path / "tok"
     folder.mkdir()
-    _write(folder, "tokenizer_config.json", RELEASED_TOKENIZER_CONFIG)
-    _write(folder, "special_tokens_map.json", RELEASED_SPECIAL_TOKENS_MAP)
-    _write(folder, "added_tokens.json", RELEASED_ADDED_TOKENS)
     _write_tokenizer(folder, {**RELEASED_IDS, "自": 5632, "行": 6121})  # 車 left out
     tokenizer = AutoTokenizer.from_pretrained(folder)
     assert tokenizer("自行車", add_special_tokens=False)["input_ids"] == [5632, 6121, 100]

@@ -107,6 +107,13 @@ def original_sam_state_dict(
     return {k: torch.randn(s, generator=g) * 0.02 for k, s in shapes.items()}
 
 
+def _small_sd() -> dict[str, torch.Tensor]:
+    """A SAM of 32 channels, 2 blocks and a 64 px input in the original layout."""
+    return original_sam_state_dict(
+        embed=32, depth=2, heads=2, global_idx=[1], img=64, patch=8, window=4, out=32
+    )
+
+
 def _check_converted(sd, model):
     renamed = rename_sam_keys(sd)
     got = model.state_dict()
@@ -121,9 +128,7 @@ def _check_converted(sd, model):
 
 
 def test_small_original_layout_converts_and_runs(tmp_path):
-    sd = original_sam_state_dict(
-        embed=32, depth=2, heads=2, global_idx=[1], img=64, patch=8, window=4, out=32
-    )
+    sd = _small_sd()
     torch.save(sd, tmp_path / "sam_small.pth")
     model, processor = load_sam_pth(tmp_path / "sam_small.pth")
     cfg = model.config.vision_config
@@ -157,9 +162,7 @@ def test_converted_folder_records_its_checkpoint_and_reconverts_to_the_same_byte
     import hashlib
     import json
 
-    sd = original_sam_state_dict(
-        embed=32, depth=2, heads=2, global_idx=[1], img=64, patch=8, window=4, out=32
-    )
+    sd = _small_sd()
     torch.save(sd, tmp_path / "sam_small.pth")
     monkeypatch.chdir(tmp_path)
     out = convert_sam_checkpoint("sam_small.pth", "converted")
@@ -188,9 +191,7 @@ def test_a_conversion_onto_a_mount_that_refuses_chmod_keeps_the_mounts_mode(tmp_
     import errno
     import os
 
-    sd = original_sam_state_dict(
-        embed=32, depth=2, heads=2, global_idx=[1], img=64, patch=8, window=4, out=32
-    )
+    sd = _small_sd()
     torch.save(sd, tmp_path / "sam_small.pth")
 
     def refused(*args, **kwargs):
@@ -209,9 +210,7 @@ def test_converted_files_get_what_the_folders_default_acl_gives_a_new_file(tmp_p
 
     from tests.annotations.test_filesystems import _default_acl
 
-    sd = original_sam_state_dict(
-        embed=32, depth=2, heads=2, global_idx=[1], img=64, patch=8, window=4, out=32
-    )
+    sd = _small_sd()
     torch.save(sd, tmp_path / "sam_small.pth")
     _default_acl(tmp_path, 6, 6, 0)
     before = os.umask(0o022)
@@ -237,9 +236,7 @@ def test_not_a_sam_checkpoint(tmp_path):
 
 def test_a_tensor_of_another_shape_is_one_line_naming_the_file(tmp_path):
     """Fuzzed, round 47: torch's "Error(s) in loading state_dict for SamModel:", no file named."""
-    sd = original_sam_state_dict(
-        embed=32, depth=2, heads=2, global_idx=[1], img=64, patch=8, window=4, out=32
-    )
+    sd = _small_sd()
     sd["image_encoder.blocks.0.attn.qkv.weight"] = torch.zeros(3)
     torch.save(sd, tmp_path / "sam_small.pth")
     with pytest.raises(ValueError) as e:
@@ -255,9 +252,7 @@ def test_convert_never_writes_into_another_models_folder(tmp_path):
     replaced its config.json and weights; now refused with nothing touched. A new or empty
     folder gets the conversion, with no temporary folder left beside it; a folder given as the
     checkpoint is one line."""
-    sd = original_sam_state_dict(
-        embed=32, depth=2, heads=2, global_idx=[1], img=64, patch=8, window=4, out=32
-    )
+    sd = _small_sd()
     torch.save(sd, tmp_path / "sam_small.pth")
     other = tmp_path / "gdino"
     other.mkdir()
@@ -346,8 +341,7 @@ def test_positional_renames_match_transformers_conversion():
     """Renames whose tensors have the same shapes as a neighbour's (a strict load cannot tell
     them apart): the MLP heads' layers.0/1/2, the necks' and mask embedding's numbered
     Sequentials, as transformers' KEYS_TO_MODIFY_MAPPING and hypernetwork rule give them."""
-    sd = original_sam_state_dict(embed=32, depth=2, heads=2, global_idx=[1], img=64, patch=8,
-                                 window=4, out=32)  # fmt: skip
+    sd = _small_sd()
     renamed = rename_sam_keys(sd)
     d, p, e = "mask_decoder", "prompt_encoder", "image_encoder"
     expect = {
@@ -389,9 +383,7 @@ def test_interrupted_convert_leaves_folders_as_they_were(tmp_path, monkeypatch):
     that refuses it."""
     from transformers import SamModel
 
-    sd = original_sam_state_dict(
-        embed=32, depth=2, heads=2, global_idx=[1], img=64, patch=8, window=4, out=32
-    )
+    sd = _small_sd()
     torch.save(sd, tmp_path / "sam_small.pth")
     (tmp_path / "empty").mkdir()
 
@@ -425,9 +417,7 @@ def test_a_second_conversion_into_the_same_folder_is_refused_while_one_runs(tmp_
     from engine.runlock import FolderInUse
     from labeler.models import load_segmenter
 
-    sd = original_sam_state_dict(
-        embed=32, depth=2, heads=2, global_idx=[1], img=64, patch=8, window=4, out=32
-    )
+    sd = _small_sd()
     torch.save(sd, tmp_path / "sam_small.pth")
     out, save, second = tmp_path / "new" / "sam", SamModel.save_pretrained, []
 
@@ -500,9 +490,7 @@ def test_a_full_disk_during_convert_sam_is_one_line_naming_the_file_and_exit_74(
     from cli import app
     from labeler.sam_convert import STAGING, _saving
 
-    sd = original_sam_state_dict(
-        embed=32, depth=2, heads=2, global_idx=[1], img=64, patch=8, window=4, out=32
-    )
+    sd = _small_sd()
     torch.save(sd, tmp_path / "sam_small.pth")
     out = tmp_path / "new" / "sam"
 
@@ -527,12 +515,6 @@ def test_a_full_disk_during_convert_sam_is_one_line_naming_the_file_and_exit_74(
         raise OSError(28, "No space left on device")  # a Python write names no file
     assert (e.value.errno, e.value.filename) == (28, str(out))
     assert list((tmp_path / "new").iterdir()) == []
-
-
-def _small_sd() -> dict[str, torch.Tensor]:
-    return original_sam_state_dict(
-        embed=32, depth=2, heads=2, global_idx=[1], img=64, patch=8, window=4, out=32
-    )
 
 
 def test_a_checkpoint_of_missing_or_unexpected_tensors_is_refused_naming_them(tmp_path):
