@@ -1956,7 +1956,9 @@ def _nothing_written_yet(folder: Path) -> tuple[str, int] | None:
     wrong folder."""
     from engine.runlock import LOCK_NAME, last_writer
 
-    if not folder.is_dir() or not wrote_nothing(folder):
+    # hidden folders too (a staged write's leftover): not wrote_nothing, whose narrower test keeps
+    # the temporaries' removal out of a user's hidden folders (.git, .venv)
+    if not folder.is_dir() or any(not p.name.startswith(".") for p in folder.iterdir()):
         return None
     if (last := last_writer(folder)) is None:
         if not (folder / LOCK_NAME).is_file():
