@@ -322,20 +322,18 @@ def test_a_library_callers_missing_relative_model_folder_is_named_as_a_folder(
 
 
 def test_prepared_inputs_match_the_processor_batch(tiny_models):
-    """Per-image pre-processing in loader threads + our padding == the processor's own batch."""
+    """Per-image pre-processing in loader threads, stacked as ``detect`` stacks one shape's
+    crops, == the processor's own batch of those images (no padding: one shape per batch)."""
     import torch
     from transformers import AutoProcessor
 
-    from labeler.grounded_sam import pad_batch
-
     ip = AutoProcessor.from_pretrained(tiny_models["det"]).image_processor
     rng = np.random.default_rng(1)
-    imgs = [
-        rng.integers(0, 255, s, dtype=np.uint8) for s in ((40, 48, 3), (96, 30, 3), (50, 50, 3))
-    ]
+    imgs = [rng.integers(0, 255, (40, 48, 3), dtype=np.uint8) for _ in range(3)]
     ref = ip(images=imgs, return_tensors="pt")
     one = [ip(images=im, return_tensors="pt") for im in imgs]
-    pv, pm = pad_batch([x["pixel_values"][0] for x in one], [x["pixel_mask"][0] for x in one])
+    pv = torch.stack([x["pixel_values"][0] for x in one])
+    pm = torch.stack([x["pixel_mask"][0] for x in one])
     assert torch.equal(pm, ref["pixel_mask"]) and torch.allclose(pv, ref["pixel_values"])
 
 
