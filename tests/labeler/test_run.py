@@ -745,6 +745,27 @@ def test_a_prompt_in_another_script_is_warned_of(red_backend, dataset, tmp_path,
     assert "Latin" not in caplog.text
 
 
+def test_a_band_from_zero_is_warned_of(red_backend, dataset, tmp_path, caplog):
+    """``--uncertain 0,0.2`` holds confidence 0: every pixel away from all masks became 255 and
+    an image without instances all 255, without a word. A warning names the option and what it
+    does, kept in run.json; a band above 0 and no band (0,0) are not warned of."""
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    out = tmp_path / "a"
+    run_labeling(_cfg(dataset, out, uncertain=(0.0, 0.2)))
+    said = (
+        f"{out}: --uncertain 0,0.2 starts at 0: every pixel away from all masks (confidence 0) "
+        "becomes 255 (ignored), and an image without instances all 255"
+    )
+    assert said in caplog.text
+    assert any(said in w for w in json.loads((out / "run.json").read_text())["warnings"])
+    caplog.clear()
+    run_labeling(_cfg(dataset, tmp_path / "b", uncertain=(0.0, 0.0)))
+    run_labeling(_cfg(dataset, tmp_path / "c", uncertain=(0.05, 0.2)))
+    assert "--uncertain" not in caplog.text
+
+
 def test_a_rerun_writes_a_deleted_run_json_again(red_backend, dataset, tmp_path, caplog):
     """run.json deleted after every image was labelled: the rerun had nothing to label and
     returned without writing it, so fuse, info and review no longer knew the folder."""
