@@ -74,21 +74,6 @@ def prompt_token_positions(
     ]
 
 
-def pad_batch(pixels: list[Any], masks: list[Any]) -> tuple[Any, Any]:
-    """Stack ``(3, h, w)`` images and ``(h, w)`` pixel masks of different sizes into
-    ``(B, 3, H, W)`` / ``(B, H, W)``, zero-padded at the bottom and right (as the processor pads)."""
-    import torch
-
-    h = max(p.shape[1] for p in pixels)
-    w = max(p.shape[2] for p in pixels)
-    pv = torch.zeros((len(pixels), 3, h, w), dtype=pixels[0].dtype)
-    pm = torch.zeros((len(pixels), h, w), dtype=masks[0].dtype)
-    for k, (p, m) in enumerate(zip(pixels, masks, strict=True)):
-        pv[k, :, : p.shape[1], : p.shape[2]] = p
-        pm[k, : m.shape[0], : m.shape[1]] = m
-    return pv, pm
-
-
 class GroundedSamBackend:
     """Grounding DINO + SAM / SAM-HQ through transformers (the default backend)."""
 

@@ -341,6 +341,26 @@ def _local_only(source: str, local_only: bool) -> bool:
     return not looks_like_path(source) and hub_unreachable() is not None
 
 
+@contextlib.contextmanager
+def hub_offline(local: bool):
+    """Keep huggingface_hub offline for a load that reads local files only (``local``), its
+    ``constants.HF_HUB_OFFLINE`` set as ``HF_HUB_OFFLINE=1`` sets it, and restored after: the
+    hub's ``build_hf_headers`` (run for every file, ``local_files_only`` or not) asks the hub for
+    its agent registry (``/api/agent-harnesses``, 3 s) once per process unless offline, so a
+    cache-only load still connected (before the fifty-sixth round; huggingface_hub 2.4)."""
+    if not local:
+        yield
+        return
+    from huggingface_hub import constants
+
+    before = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = before
+
+
 def hub_commit(source: str, revision: str | None = None) -> str | None:
     """The commit of the cached snapshot a hub id's files were read from (``revision`` resolved
     through the cache's refs), or None for a local path or a snapshot not in the cache.
@@ -456,9 +476,9 @@ def _load_config(
 
     _check_local(role, source, revision, option)
     try:
-        return AutoConfig.from_pretrained(
-            source, revision=revision, local_files_only=_local_only(source, local_only)
-        )
+        local = _local_only(source, local_only)
+        with hub_offline(local):
+            return AutoConfig.from_pretrained(source, revision=revision, local_files_only=local)
     except Exception as e:  # noqa: BLE001 - hub, network and cache errors all mean "not found"
         raise missing_weights(role, source, revision, _reason(e), local_only, option) from None
 
@@ -476,9 +496,9 @@ def _from_pretrained(
     """``loader.from_pretrained(source)``, its failures one line each; ``processor``: the
     loader reads the processor files, after the weights loaded from the same folder."""
     try:
-        return loader.from_pretrained(
-            source, revision=revision, local_files_only=_local_only(source, local_only), **kw
-        )
+        local = _local_only(source, local_only)
+        with hub_offline(local):
+            return loader.from_pretrained(source, revision=revision, local_files_only=local, **kw)
     except Exception as e:
         if processor and looks_like_path(source) and isinstance(e, (OSError, ValueError)):
             import transformers

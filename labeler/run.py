@@ -640,6 +640,16 @@ def _run_labeling(cfg: LabelConfig, backend: LabelBackend | None, said: list[str
             ", ".join(map(repr, foreign)) + (" has" if len(foreign) == 1 else " have"),
             cfg.cls.name,
         )
+    lo, hi = cfg.uncertain
+    if lo <= 0 < hi:  # documented, but an image without instances comes out all ignored
+        log.warning(
+            "%s: --uncertain %s,%s starts at 0: every pixel away from all masks (confidence 0) "
+            "becomes 255 (ignored), and an image without instances all 255; give a band above "
+            "0 (the default 0.15,0.25) unless that is meant",
+            out,
+            f"{lo:g}",
+            f"{hi:g}",
+        )
     t_load = time.perf_counter()
     models = backend.load()
     summary.load_seconds = time.perf_counter() - t_load

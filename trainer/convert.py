@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from annotations.taxonomy import MASS13K, Taxonomy
@@ -311,20 +312,35 @@ def convert_massformer(
 
 
 def _plain(meta: dict) -> dict:
-    """The JSON-like part of the release's ``meta`` (versions, dataset classes), so that the
-    written checkpoint stays loadable with ``weights_only=True``."""
+    """The JSON-like part of the release's ``meta`` (versions, dataset classes and palette), so
+    that the written checkpoint stays loadable with ``weights_only=True``: ``None``, scalars
+    (numpy's too), dicts and (nested) lists or tuples of these; anything else is left out."""
     keep: dict = {}
     for key, value in meta.items():
-        if value is None or isinstance(value, _SCALARS):
-            keep[str(key)] = _scalar(value)
-        elif isinstance(value, dict):
+        if isinstance(value, dict):
             keep[str(key)] = _plain(value)
-        elif isinstance(value, (list, tuple)) and all(isinstance(v, _SCALARS) for v in value):
-            keep[str(key)] = [_scalar(v) for v in value]
+        else:
+            plain = _plain_value(value)
+            if plain is not _LEFT_OUT:
+                keep[str(key)] = plain
     return keep
 
 
 _SCALARS = (bool, int, float, str)
+_LEFT_OUT = object()
+
+
+def _plain_value(value: object) -> object:
+    """``value`` as builtins (``None``, a scalar, or a list of these, nested), else ``_LEFT_OUT``."""
+    if value is None or isinstance(value, _SCALARS):
+        return _scalar(value)
+    if isinstance(value, np.generic) and isinstance(value.item(), _SCALARS):
+        return _scalar(value.item())  # np.int64 is no int, np.bool_ no bool (fifty-sixth round)
+    if isinstance(value, (list, tuple)):
+        items = [_plain_value(v) for v in value]
+        if all(v is not _LEFT_OUT for v in items):
+            return items
+    return _LEFT_OUT
 
 
 def _scalar(value: object) -> object:

@@ -172,7 +172,6 @@ def no_hub(monkeypatch, tmp_path):
     (its retries would wait 23 s a file); ``HF_HUB_OFFLINE`` is unset and the cache is empty."""
     import socket
 
-    import huggingface_hub.utils._http as hf_http
     from huggingface_hub import constants
 
     from labeler import models
@@ -180,18 +179,44 @@ def no_hub(monkeypatch, tmp_path):
     def unresolved(address, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise socket.gaierror(-2, "Name or service not known")
 
-    def no_request(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        raise AssertionError("huggingface_hub made an HTTP request")
-
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", *models.PROXY_VARIABLES):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(models.socket, "create_connection", unresolved)
-    monkeypatch.setattr(hf_http, "get_session", no_request)
+    requests = _requests_recorded(monkeypatch, tmp_path)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # as imported without them (conftest)
     models.hub_unreachable.cache_clear()
     yield Path(constants.HF_HUB_CACHE)
     models.hub_unreachable.cache_clear()
+    assert requests == [], "huggingface_hub made an HTTP request"
+    assert constants.HF_HUB_OFFLINE is False  # a load's offline is restored after it
+
+
+def _requests_recorded(monkeypatch, tmp_path) -> list[tuple]:
+    """Every HTTP session huggingface_hub asks for, recorded and refused. Its own code catches
+    the refusal where it asks for extras (the agent registry of ``build_hf_headers``, read
+    before any file, ``local_files_only`` or not), so the list is checked, not the error; that
+    registry's answer, kept for the process and a day on disk, is forgotten first."""
+    import huggingface_hub.utils._http as hf_http
+    from huggingface_hub import constants
+
+    requests: list[tuple] = []
+
+    def no_request(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        requests.append(args)
+        raise AssertionError("huggingface_hub made an HTTP request")
+
+    monkeypatch.setattr(hf_http, "get_session", no_request)
+    try:  # huggingface_hub 2.4; an older one asks for no registry
+        from huggingface_hub.utils import _detect_agent
+    except ImportError:
+        pass
+    else:
+        monkeypatch.setattr(_detect_agent, "_registry", None, raising=False)
+    monkeypatch.setattr(
+        constants, "AGENT_HARNESSES_PATH", str(tmp_path / "agents.json"), raising=False
+    )
+    return requests
 
 
 def _cache(hub: Path, repo: str, saved: Path, commit: str = "c" * 40) -> None:
@@ -261,8 +286,9 @@ def test_a_long_lived_process_sees_the_hub_come_back(no_hub, monkeypatch, caplog
 
 
 @pytest.fixture
-def hub_not_checked(monkeypatch):
-    """``HF_HUB_OFFLINE`` unset, and any connection to check the hub fails the test."""
+def hub_not_checked(monkeypatch, tmp_path):
+    """``HF_HUB_OFFLINE`` unset, and any connection to check the hub, or HTTP request of
+    huggingface_hub, fails the test."""
     from labeler import models
 
     def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
@@ -274,9 +300,11 @@ def hub_not_checked(monkeypatch):
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # as imported without them (conftest)
     monkeypatch.setattr(models.socket, "create_connection", refuse)
+    requests = _requests_recorded(monkeypatch, tmp_path)
     models.hub_unreachable.cache_clear()
     yield models
     models.hub_unreachable.cache_clear()
+    assert requests == [], "huggingface_hub made an HTTP request"
 
 
 @pytest.mark.parametrize(

@@ -322,20 +322,18 @@ def test_a_library_callers_missing_relative_model_folder_is_named_as_a_folder(
 
 
 def test_prepared_inputs_match_the_processor_batch(tiny_models):
-    """Per-image pre-processing in loader threads + our padding == the processor's own batch."""
+    """Per-image pre-processing in loader threads, stacked as ``detect`` stacks one shape's
+    crops, == the processor's own batch of those images (no padding: one shape per batch)."""
     import torch
     from transformers import AutoProcessor
 
-    from labeler.grounded_sam import pad_batch
-
     ip = AutoProcessor.from_pretrained(tiny_models["det"]).image_processor
     rng = np.random.default_rng(1)
-    imgs = [
-        rng.integers(0, 255, s, dtype=np.uint8) for s in ((40, 48, 3), (96, 30, 3), (50, 50, 3))
-    ]
+    imgs = [rng.integers(0, 255, (40, 48, 3), dtype=np.uint8) for _ in range(3)]
     ref = ip(images=imgs, return_tensors="pt")
     one = [ip(images=im, return_tensors="pt") for im in imgs]
-    pv, pm = pad_batch([x["pixel_values"][0] for x in one], [x["pixel_mask"][0] for x in one])
+    pv = torch.stack([x["pixel_values"][0] for x in one])
+    pm = torch.stack([x["pixel_mask"][0] for x in one])
     assert torch.equal(pm, ref["pixel_mask"]) and torch.allclose(pv, ref["pixel_values"])
 
 
@@ -745,6 +743,27 @@ def test_a_prompt_in_another_script_is_warned_of(red_backend, dataset, tmp_path,
     cls = ClassSpec("自行车", prompts=("bicycle",))
     run_labeling(dataclasses.replace(_cfg(dataset, tmp_path / "b"), cls=cls))
     assert "Latin" not in caplog.text
+
+
+def test_a_band_from_zero_is_warned_of(red_backend, dataset, tmp_path, caplog):
+    """``--uncertain 0,0.2`` holds confidence 0: every pixel away from all masks became 255 and
+    an image without instances all 255, without a word. A warning names the option and what it
+    does, kept in run.json; a band above 0 and no band (0,0) are not warned of."""
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    out = tmp_path / "a"
+    run_labeling(_cfg(dataset, out, uncertain=(0.0, 0.2)))
+    said = (
+        f"{out}: --uncertain 0,0.2 starts at 0: every pixel away from all masks (confidence 0) "
+        "becomes 255 (ignored), and an image without instances all 255"
+    )
+    assert said in caplog.text
+    assert any(said in w for w in json.loads((out / "run.json").read_text())["warnings"])
+    caplog.clear()
+    run_labeling(_cfg(dataset, tmp_path / "b", uncertain=(0.0, 0.0)))
+    run_labeling(_cfg(dataset, tmp_path / "c", uncertain=(0.05, 0.2)))
+    assert "--uncertain" not in caplog.text
 
 
 def test_a_rerun_writes_a_deleted_run_json_again(red_backend, dataset, tmp_path, caplog):

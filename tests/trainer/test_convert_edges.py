@@ -77,5 +77,5 @@ def test_a_training_checkpoints_meta_keeps_its_numpy_values(tmp_path: Path, stat
 
 
 def test_plain_meta_keeps_none_and_drops_lists_of_objects():
-    meta = {"note": None, "hooks": [object()], "palette": [[0, 0, 0]], "ids": (1, 2)}
+    meta = {"note": None, "hooks": [object()], "mixed": [1, object()], "ids": (1, 2)}
     assert _plain(meta) == {"note": None, "ids": [1, 2]}

@@ -25,3 +25,30 @@ def test_meta_scalar_subclasses_become_builtins(tmp_path):
     path = tmp_path / "m.pt"
     torch.save({"meta": plain}, path)
     assert torch.load(path, weights_only=True)["meta"]["torch_version"] == str(torch.__version__)
+
+
+def test_meta_numpy_integers_bools_and_the_palette_are_kept(tmp_path):
+    # before: np.int64 is no int, np.bool_ no bool: both were dropped silently, and so was the
+    # release palette (a list of lists)
+    meta = {
+        "iter": np.int64(80000),
+        "epoch": np.uint8(3),
+        "fp16": np.bool_(True),
+        "dataset_meta": {
+            "classes": ("background", "person"),
+            "palette": [[0, 0, 0], [np.int64(255), np.int32(0), 0]],
+        },
+        "hooks": [object()],
+    }
+    plain = _plain(meta)
+    assert plain == {
+        "iter": 80000,
+        "epoch": 3,
+        "fp16": True,
+        "dataset_meta": {"classes": ["background", "person"], "palette": [[0, 0, 0], [255, 0, 0]]},
+    }
+    assert type(plain["iter"]) is int and type(plain["epoch"]) is int and plain["fp16"] is True
+    assert type(plain["dataset_meta"]["palette"][1][0]) is int
+    path = tmp_path / "m.pt"
+    torch.save({"meta": plain}, path)
+    assert torch.load(path, weights_only=True)["meta"] == plain

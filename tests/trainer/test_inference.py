@@ -1205,6 +1205,13 @@ def test_predict_again_an_image_replaced_under_the_same_name(tmp_path, caplog) -
     res = CliRunner().invoke(app, args)  # the record now holds the new photo's size
     assert res.exit_code == 0 and "changed since" not in caplog.text
     assert "(2 already there, skipped)" in " ".join(res.output.split())
+    # --overwrite redoes every map: a replaced photo is nothing to warn of
+    Image.fromarray(rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(images / "a.png")
+    caplog.clear()
+    res = CliRunner().invoke(app, [*args, "--overwrite"])
+    assert res.exit_code == 0 and "changed since" not in caplog.text
+    assert "wrote 2 label maps" in " ".join(res.output.split())
+    assert read_label(out / "a.png").shape == (40, 60)
 
 
 def test_predict_and_info_cut_a_long_list_of_failed_images(tmp_path, monkeypatch) -> None:
