@@ -1180,6 +1180,15 @@ def render_train_run(stats: TrainRunStats, live: dict[str, str] | None = None) -
     )
     started = "" if stats.logged else "started, no step logged; "
     head.add_row("step", f"{stats.step:,} of {iters:,} ({started}{state})")
+    if stats.finished and not holder and not (stats.root / "curves.png").is_file():
+        # its last.pt and log written, then killed (or out of disk) as it drew the figure: the
+        # run is finished (exit 0), but before the fifty-sixth round nothing said the figure
+        # was missing nor that its --resume draws it (trainer.train._draw_missing_curves)
+        head.add_row(
+            "curves",
+            "no curves.png (stopped as the run's end drew it, or no matplotlib then): "
+            f"{resume} draws it",
+        )
     head.add_row("data", str(c.get("data")))
     head.add_row("model", f"{c.get('preset')}" + (f", from {c['init']}" if c.get("init") else ""))
     head.add_row("classes", _classes_line(stats.taxonomy))
