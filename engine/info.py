@@ -1441,9 +1441,18 @@ def render_review(root: str | os.PathLike) -> tuple[list, int]:
     head.add_row("class", f"{data.get('class_name')} ({data.get('backend')} pseudo labels)")
     head.add_row("label run", str(data.get("run")))
     head.add_row("split", str(config.get("split") or "every split the run labelled"))
+    images = int(data.get("images") or 0)
+    # of how many the run labelled, where --limit cut (review.json's labelled: before the
+    # fifty-sixth round it held none, and "images 2" hid the cut the page said)
+    labelled = data.get("labelled")
+    cut = (
+        f" of {labelled:,}, --limit {config.get('limit')}"
+        if isinstance(labelled, int) and labelled > images
+        else ""
+    )
     head.add_row(
         "images",
-        f"{int(data.get('images') or 0):,} ({int(data.get('with_prediction') or 0):,} with a "
+        f"{images:,}{cut} ({int(data.get('with_prediction') or 0):,} with a "
         f"prediction, {int(data.get('with_annotation') or 0):,} with an annotation, scored)",
     )
     for pred in config.get("pred") or []:
