@@ -170,7 +170,7 @@ class ImageGuide:
         """``(1, 1, h, w)`` scores at any resolution (resized to the working one; ``cells``:
         how many cells of the grid the image spans, :func:`upsample_cells`; None: all of them)
         -> the guided-filtered scores at the output resolution ``(1, 1, H, W)``, float32."""
-        if cells is None or tuple(p.shape[-2:]) == tuple(self.work_hw):
+        if cells is None or tuple(cells) == tuple(p.shape[-2:]):  # even sides: as before
             p = _resize(p.float(), self.work_hw)
         else:
             shrink = self.work_hw[0] < p.shape[-2] or self.work_hw[1] < p.shape[-1]
