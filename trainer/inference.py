@@ -510,7 +510,9 @@ def upsample_cells(
     factors = []
     for out, span, cell, n in zip(out_hw, spans, cells, (h, w), strict=True):
         f = span / cell
-        while span == out and math.floor(n * f) < out:  # n * (out / n) may round below out
+        # 88399a9d's factors, the same bytes: its F.interpolate(scale_factor=) sized the output
+        # floor(n * f), which n * (out / n) may round below out
+        while span == out and math.floor(n * f) < out:
             f = math.nextafter(f, math.inf)
         factors.append(f)
     # aten's op takes the output size and the scales both (F.interpolate takes one): rows past
