@@ -1180,6 +1180,15 @@ def render_train_run(stats: TrainRunStats, live: dict[str, str] | None = None) -
     )
     started = "" if stats.logged else "started, no step logged; "
     head.add_row("step", f"{stats.step:,} of {iters:,} ({started}{state})")
+    if stats.finished and not holder and not (stats.root / "curves.png").is_file():
+        # its last.pt and log written, then killed (or out of disk) as it drew the figure: the
+        # run is finished (exit 0), but before the fifty-sixth round nothing said the figure
+        # was missing nor that its --resume draws it (trainer.train._draw_missing_curves)
+        head.add_row(
+            "curves",
+            "no curves.png (stopped as the run's end drew it, or no matplotlib then): "
+            f"{resume} draws it",
+        )
     head.add_row("data", str(c.get("data")))
     head.add_row("model", f"{c.get('preset')}" + (f", from {c['init']}" if c.get("init") else ""))
     head.add_row("classes", _classes_line(stats.taxonomy))
@@ -1432,9 +1441,18 @@ def render_review(root: str | os.PathLike) -> tuple[list, int]:
     head.add_row("class", f"{data.get('class_name')} ({data.get('backend')} pseudo labels)")
     head.add_row("label run", str(data.get("run")))
     head.add_row("split", str(config.get("split") or "every split the run labelled"))
+    images = int(data.get("images") or 0)
+    # of how many the run labelled, where --limit cut (review.json's labelled: before the
+    # fifty-sixth round it held none, and "images 2" hid the cut the page said)
+    labelled = data.get("labelled")
+    cut = (
+        f" of {labelled:,}, --limit {config.get('limit')}"
+        if isinstance(labelled, int) and labelled > images
+        else ""
+    )
     head.add_row(
         "images",
-        f"{int(data.get('images') or 0):,} ({int(data.get('with_prediction') or 0):,} with a "
+        f"{images:,}{cut} ({int(data.get('with_prediction') or 0):,} with a "
         f"prediction, {int(data.get('with_annotation') or 0):,} with an annotation, scored)",
     )
     for pred in config.get("pred") or []:

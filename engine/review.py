@@ -388,6 +388,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
                 "class_name": class_name,
                 "backend": backend,
                 "images": len(cards),
+                "labelled": labelled,  # of the splits shown: more than images where --limit cut
                 "with_prediction": n_pred,
                 "with_annotation": n_gt,
                 "failed": failed,

@@ -24,6 +24,10 @@ Rules (documented in docs/labeler.md):
   ``score x probability`` of the kept mask.
 * **Memory**: masks and probabilities stay inside their windows (:class:`CroppedInstances`);
   a refined instance's window grows to cover its crop, never to the whole image.
+* **Dedup again** (:func:`dedup_again`): the refined masks go through the backend's mask dedup
+  once more (its ``mask_nms_iou`` and ``min_area``, in the backend's order): two instances
+  refined into one object, or a mask refined below ``min_area``, are dropped as step 5 drops
+  them. Before the fifty-sixth round the instances file could hold both.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from engine.progress import no_hf_progress_bars
 from labeler.backends import BackendOutput, LabelBackend, LoadedImage
 from labeler.config import LabelConfig
 from labeler.crops import CroppedInstances
-from labeler.dedup import MaskCrop
+from labeler.dedup import DedupRules, MaskCrop, dedup_instances
 from labeler.models import (
     LoadedModel,
     autocast,
@@ -232,6 +236,7 @@ class RefinedBackend:
                 "margin": REFINE_MARGIN,
                 "min_crop": MIN_CROP,
                 "min_agreement": MIN_AGREEMENT,
+                "dedup_again": True,  # since the fifty-sixth round: a run before re-labels
             },
         }
 
@@ -267,10 +272,28 @@ class RefinedBackend:
             outputs = self.refiner.refine(
                 [b.image for b in batch], outputs, [str(b.path) for b in batch]
             )
+        c = self.config  # the backends' step 5 rules (grounded_sam, sam3)
+        rules = DedupRules(iou=c.mask_nms_iou, min_area=max(c.cls.min_area, 1))
+        outputs = [dedup_again(o, rules) for o in outputs]
         dt = (time.perf_counter() - t0) / max(len(batch), 1)
         for o in outputs:
             o.timings["refine"] = dt
         return outputs
+
+
+def dedup_again(output: BackendOutput, rules: DedupRules) -> BackendOutput:
+    """``output`` (refined :class:`CroppedInstances`, in the backend's dedup order: best prompt
+    score first) without the instances the mask dedup drops now that their masks changed: a
+    duplicate of an earlier one, or a mask under ``rules.min_area``. The order stands in for the
+    prompt scores (not kept past the backend's dedup); there are no negatives left. The same
+    object when nothing is dropped."""
+    inst = output.instances
+    n = len(inst)
+    rank = (n - np.arange(n)) / max(n, 1)  # strictly decreasing: the dedup visits them in order
+    keep = dedup_instances(inst.masks, rank, None, rules)
+    if len(keep) == n:
+        return output
+    return BackendOutput(inst[keep], output.probs, output.timings)
 
 
 def with_refinement(backend: LabelBackend, config: LabelConfig) -> LabelBackend:

@@ -166,10 +166,15 @@ class ImageGuide:
         else:
             self.inverse = torch.linalg.inv(cov.permute(2, 3, 0, 1)).permute(2, 3, 0, 1)
 
-    def filter(self, p: torch.Tensor) -> torch.Tensor:
-        """``(1, 1, h, w)`` scores at any resolution (resized to the working one) -> the
-        guided-filtered scores at the output resolution ``(1, 1, H, W)``, float32."""
-        p = _resize(p.float(), self.work_hw)
+    def filter(self, p: torch.Tensor, cells: tuple[float, float] | None = None) -> torch.Tensor:
+        """``(1, 1, h, w)`` scores at any resolution (resized to the working one; ``cells``:
+        how many cells of the grid the image spans, :func:`upsample_cells`; None: all of them)
+        -> the guided-filtered scores at the output resolution ``(1, 1, H, W)``, float32."""
+        if cells is None or tuple(cells) == tuple(p.shape[-2:]):  # even sides: as before
+            p = _resize(p.float(), self.work_hw)
+        else:
+            shrink = self.work_hw[0] < p.shape[-2] or self.work_hw[1] < p.shape[-1]
+            p = upsample_cells(p.float(), self.work_hw, cells, antialias=shrink)
         r = self.radius
         mean_p = box_mean(p, r)
         cov_ip = box_mean(self.guide * p, r) - self.mean * mean_p  # (1, C, h, w)
@@ -422,8 +427,10 @@ def tta_scores(
 
     Each scale resizes the uint8 image with cv2 bilinear (as mmseg's ``Resize``, sides rounded
     half up, at least 32 px); a flipped run's scores are mirrored back; every map is resized
-    bilinearly to the unaugmented mask resolution before the mean. On an odd width the
-    mirrored H/2 grid sits half a cell off the unmirrored one (mmseg mirrors at full size)."""
+    bilinearly to the unaugmented mask resolution before the mean, as the image each spans
+    (:func:`upsample_cells`: an odd side's half-padded cell is not stretched over, before the
+    fifty-sixth round it was). On an odd width the mirrored H/2 grid sits half a cell off the
+    unmirrored one (mmseg mirrors at full size)."""
     h, w = image.shape[:2]
     out_hw = (-(-h // 2), -(-w // 2))
     total: torch.Tensor | None = None
@@ -438,8 +445,8 @@ def tta_scores(
             )
             if mirrored:
                 s = s.flip(-1)
-            if s.shape[-2:] != out_hw:
-                s = F.interpolate(s, size=out_hw, mode="bilinear", align_corners=False)
+            if (sh, sw) != (h, w):  # the image spans sh / 2 cells of s, h / 2 of out_hw
+                s = upsample_cells(s, out_hw, (sh / 2, sw / 2), (h / 2, w / 2))
             total = s if total is None else total.add_(s)  # in place: the same sums
             runs += 1
     assert total is not None
@@ -455,8 +462,8 @@ def upsample_argmax(
     """``(1, K, h, w)`` -> ``(H, W)`` uint8 argmax of the bilinear upsampled scores (or of the
     scores guided-filtered with ``guide``), one class at a time (peak memory a few H x W float
     maps, not K); ties go to the lower id like argmax. ``cells``: how many cells of the score
-    grid the image spans (:func:`upsample_cells`; None: all of them; the guided filter's
-    resize does not take it).
+    grid the image spans (:func:`upsample_cells`; None: all of them), for the plain resize
+    and the guided filter's alike.
 
     The ids are set with ``masked_fill_`` through one reused bool mask: indexing with the mask
     (``best_id[better] = k``) made an int64 index of every pixel that changed class, up to
@@ -466,7 +473,7 @@ def upsample_argmax(
         if guide is None:
             up = upsample_cells(scores[:, k : k + 1], out_hw, cells)[0, 0]
         else:
-            up = guide.filter(scores[:, k : k + 1])[0, 0]
+            up = guide.filter(scores[:, k : k + 1], cells)[0, 0]
         if best is None:
             best, best_id = up, torch.zeros(out_hw, dtype=torch.uint8, device=up.device)
             better = torch.empty(out_hw, dtype=torch.bool, device=up.device)
@@ -479,29 +486,39 @@ def upsample_argmax(
 
 
 def upsample_cells(
-    x: torch.Tensor, out_hw: tuple[int, int], cells: tuple[float, float] | None = None
+    x: torch.Tensor,
+    out_hw: tuple[int, int],
+    cells: tuple[float, float] | None = None,
+    spans: tuple[float, float] | None = None,
+    antialias: bool = False,
 ) -> torch.Tensor:
     """Bilinear resize of ``(N, C, h, w)`` mask-resolution maps to ``out_hw``, where the image
     spans ``cells`` = ``(h' / 2, w' / 2)`` of the grid (``h' x w'`` the resized image; None: the
-    whole grid). On an odd side the last cell is half padding (the model's masks are
-    ``ceil(h' / 2)``): resizing the whole grid onto the image stretched it by half a cell, and
-    boundaries moved toward the far edge by up to one resized pixel (before the fifty-sixth
-    round). Even sides take the same call as ever (the same bytes); an odd one maps output
-    pixel ``y`` to grid coordinate ``(y + 0.5) * cells / H - 0.5`` (``scale_factor``: output
-    pixels per cell) and the rows past the image are cut off."""
+    whole grid) and ``spans`` pixels of the output (None: all of them; the test-time scales'
+    unaugmented grid: ``h / 2`` of ``ceil(h / 2)``). On an odd side the last cell is half
+    padding (the model's masks are ``ceil(h' / 2)``): resizing the whole grid onto the image
+    stretched it by half a cell, and boundaries moved toward the far edge by up to one resized
+    pixel (before the fifty-sixth round). Even sides take the same call as ever (the same
+    bytes); an odd one maps output pixel ``y`` to grid coordinate ``(y + 0.5) * cells / spans
+    - 0.5``. ``antialias``: as ``F.interpolate``'s (the guided filter shrinks the maps)."""
     h, w = x.shape[-2:]
-    if cells is None or (cells[0] == h and cells[1] == w):
-        return F.interpolate(x, size=out_hw, mode="bilinear", align_corners=False)
+    spans = out_hw if spans is None else spans
+    if cells is None or (tuple(cells) == (h, w) and tuple(spans) == tuple(out_hw)):
+        return F.interpolate(
+            x, size=out_hw, mode="bilinear", align_corners=False, antialias=antialias
+        )
     factors = []
-    for out, span, n in zip(out_hw, cells, (h, w)):
-        f = out / span
-        while math.floor(n * f) < out:  # n * (out / n) may round below out
+    for out, span, cell, n in zip(out_hw, spans, cells, (h, w), strict=True):
+        f = span / cell
+        # 88399a9d's factors, the same bytes: its F.interpolate(scale_factor=) sized the output
+        # floor(n * f), which n * (out / n) may round below out
+        while span == out and math.floor(n * f) < out:
             f = math.nextafter(f, math.inf)
         factors.append(f)
-    up = F.interpolate(
-        x, scale_factor=factors, mode="bilinear", align_corners=False, recompute_scale_factor=False
-    )
-    return up[..., : out_hw[0], : out_hw[1]]
+    # aten's op takes the output size and the scales both (F.interpolate takes one): rows past
+    # the grid's last centre repeat it, as bilinear does at the border
+    op = torch.ops.aten._upsample_bilinear2d_aa if antialias else torch.ops.aten.upsample_bilinear2d
+    return op(x, list(out_hw), False, *factors)
 
 
 def _full(model: MaSSFormer, x: torch.Tensor, out_hw: tuple[int, int]) -> np.ndarray:

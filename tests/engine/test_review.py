@@ -952,6 +952,28 @@ def test_engine_info_describes_a_finished_gallery(tmp_path, gallery):
     assert info(tmp_path / "galleries") == (code, text)  # a folder of galleries: each
 
 
+def test_engine_info_says_how_many_images_a_gallery_cut_by_limit_left_out(tmp_path, gallery):
+    """A gallery drawn with ``--limit 2`` of a run that labelled 3 images: its page said "2 of 3
+    images (--limit 2)", engine info "images 2" alone (review.json held no total). Now
+    review.json records ``labelled`` and info says "2 of 3"; a review.json written before has
+    no total and reads as before."""
+    run = gallery.index.parent.parent
+    out = tmp_path / "g"
+    build_review(ReviewConfig(str(run), out=str(out), limit=2))
+    record = json.loads((out / "review.json").read_text())
+    assert (record["images"], record["labelled"]) == (2, 3)
+    code, text = _info(out)
+    text = " ".join(re.sub("[│┌┐└┘─┬┴]", " ", text).split())
+    assert code == 0 and "images 2 of 3, --limit 2 (0 with a prediction" in text, text
+    del record["labelled"]  # an older gallery's record
+    (out / "review.json").write_text(json.dumps(record))
+    code, text = _info(out)
+    text = " ".join(re.sub("[│┌┐└┘─┬┴]", " ", text).split())
+    assert code == 0 and "images 2 (0 with a prediction" in text, text
+    code, text = _info(gallery.index.parent)  # not cut: no "of"
+    assert "images │ 3 (1 with a prediction" in text, text
+
+
 @pytest.mark.parametrize(
     "setting, said",
     [

@@ -380,3 +380,38 @@ def test_refined_backend_label_before_load_is_a_runtime_error():
     cfg = LabelConfig(data="unused", cls=ClassSpec("Bicycle"), refine="sam")
     with pytest.raises(RuntimeError, match=r"RefinedBackend.label called before load\(\)"):
         RefinedBackend(BoxBackend(), cfg).label([])
+
+
+class TwinBackend(BoxBackend):
+    """Two instances the dedup keeps apart (the left and the right half of one box: IoU 0) and a
+    third of 1,600 px, as a backend's dedup would hand them on, best prompt score first."""
+
+    def label(self, batch: list[LoadedImage]) -> list[BackendOutput]:
+        out = []
+        for b in batch:
+            inst = _instances(*b.image.shape[:2], [(50, 50, 80, 110), (80, 50, 110, 110)])
+            inst.xyxy[:] = (50, 50, 110, 110)  # one box: one crop, one refined disk
+            third = _instances(*b.image.shape[:2], [(200, 100, 240, 140)])
+            out.append(BackendOutput(Instances.merge([inst, third])))
+        return out
+
+
+def test_refined_masks_are_deduplicated_again_and_held_to_min_area(tmp_path):
+    """``--refine`` turned both halves of one box into the same disk and the 1,600 px square into
+    a 700 px disk: the instances file held two duplicates and a mask under ``--min-area 1000``,
+    against step 5's rules that docs/labeler.md says every file holds. Now the refined masks go
+    through the same dedup again, in the backend's order (the first of two duplicates kept)."""
+    cfg = LabelConfig(data="d", cls=ClassSpec("Bicycle", min_area=1000), refine="r", device="cpu")
+    backend = RefinedBackend(TwinBackend(), cfg)
+    backend.refiner = Refiner(segmenter=None, device="cpu")  # type: ignore[arg-type]
+    backend.refiner.segment_crops = FakeSegmenter()
+    img = np.zeros((200, 300, 3), np.uint8)
+    (out,) = backend.label([LoadedImage("train", "a", Path("a.png"), img)])
+    inst = out.instances
+    assert len(inst) == 1 and inst.refined.tolist() == [True]
+    assert inst.masks[0].mask.any() and inst.areas.tolist()[0] >= 1000
+    assert inst.xyxy.tolist() == [[50, 50, 110, 110]] and "refine" in out.timings
+    # without --min-area: the small disk stays, the duplicate goes
+    backend.config = LabelConfig(data="d", cls=ClassSpec("Bicycle"), refine="r", device="cpu")
+    (out,) = backend.label([LoadedImage("train", "a", Path("a.png"), img)])
+    assert len(out.instances) == 2 and out.instances.xyxy[1].tolist() == [200, 100, 240, 140]

@@ -277,7 +277,11 @@ def test_tta_scores_average_the_runs(tiny) -> None:  # noqa: ANN001
     half = predict_scores(
         tiny, torch.from_numpy(cv2.resize(image, (45, 35))).permute(2, 0, 1)[None].float()
     )
-    half = F.interpolate(half, size=one.shape[-2:], mode="bilinear", align_corners=False)
+    # 35 x 45 pixels span 17.5 x 22.5 cells of the 18 x 23 grid and 35 x 45 cells of one's:
+    # a factor of 2, the half-padded last cell cut off (before, the whole grid was stretched)
+    half = F.interpolate(
+        half, scale_factor=2.0, mode="bilinear", align_corners=False, recompute_scale_factor=False
+    )[..., :35, :45]
     both = tta_scores(tiny, image, (1.0, 0.5), False, dev)
     assert both.shape == one.shape
     assert torch.allclose(both, (one + half) / 2, atol=1e-5)
@@ -1563,3 +1567,60 @@ def test_labels_keep_their_place_on_an_odd_resized_side(hw, size) -> None:  # no
     assert labels.shape == hw
     assert np.array_equal(labels[: 50 * r], bright[: 50 * r])  # the column step, all its rows
     assert np.array_equal(labels[:, : 70 * r], bright[:, : 70 * r])  # the row step
+
+
+@pytest.mark.parametrize(
+    ("hw", "size", "subsample"),
+    [
+        ((76, 100), None, 1),  # even sides
+        ((152, 200), (100, 76), 2),
+        ((77, 101), None, 1),  # odd sides: 38.5 x 50.5 of 39 x 51 cells
+        ((154, 202), (101, 77), 1),  # resized to 101 x 77: the same cells, at 2x
+        ((154, 202), (101, 77), 2),  # working at 77 x 101, 2 pixels a cell
+    ],
+)
+def test_guided_labels_keep_their_place_on_an_odd_resized_side(hw, size, subsample) -> None:  # noqa: ANN001
+    """The guided filter's own resize of the class maps to its working resolution: with a large
+    ``eps`` the filter is a box blur of the scores, symmetric about a step, and the labels keep
+    the steps of :func:`test_labels_keep_their_place_on_an_odd_resized_side` (where the steps
+    fall on working pixels' edges: at 77 x 101 with subsample 2 they do not, and the blur's
+    crossing rounds 1 px either way). Before, on an odd side the whole ``ceil(h' / 2)`` grid
+    was stretched onto the working resolution (1 px off, 2 px at 2x)."""
+    from trainer.inference import GuidedFilter
+
+    r = hw[0] // 76
+    bright = np.zeros(hw, dtype=bool)
+    bright[60 * r :, :] = True
+    bright[:, 80 * r :] = True
+    image = np.zeros((*hw, 3), dtype=np.uint8)
+    image[..., 1] = np.where(bright, 255, 0)
+    image[..., 0] = 255 - image[..., 1]
+    blur = GuidedFilter(radius=2 * subsample, eps=100.0, guide="grey", subsample=subsample)
+    labels = predict_label(_Pointwise(), image, size=size, guided_filter=blur)
+    assert np.array_equal(labels[: 50 * r], bright[: 50 * r])
+    assert np.array_equal(labels[:, : 70 * r], bright[:, : 70 * r])
+
+
+@pytest.mark.parametrize(
+    ("hw", "scales"),
+    [
+        ((76, 100), (2.0,)),  # even at both scales: the grids line up
+        ((77, 101), (2.0,)),  # a 77 x 101 grid spans 38.5 x 50.5 cells of a 39 x 51 one
+        ((154, 202), (0.5,)),  # a 39 x 51 grid spans 38.5 x 50.5 cells of 77 x 101
+        ((77, 101), (1.0, 2.0)),
+    ],
+)
+def test_test_time_scales_keep_labels_in_place_on_an_odd_side(hw, scales) -> None:  # noqa: ANN001
+    """Each test-time scale's class maps are brought back to the unaugmented mask grid as the
+    image they span, not as the whole grid: with a step on even pixels at every scale the labels
+    keep it. Before, an odd side's half-padded cell was stretched over (1 px off at 77 x 101)."""
+    r = hw[0] // 76
+    bright = np.zeros(hw, dtype=bool)
+    bright[60 * r :, :] = True
+    bright[:, 80 * r :] = True
+    image = np.zeros((*hw, 3), dtype=np.uint8)
+    image[..., 1] = np.where(bright, 255, 0)
+    image[..., 0] = 255 - image[..., 1]
+    labels = predict_label(_Pointwise(), image, size=None, scales=scales)
+    assert np.array_equal(labels[: 50 * r], bright[: 50 * r])
+    assert np.array_equal(labels[:, : 70 * r], bright[:, : 70 * r])

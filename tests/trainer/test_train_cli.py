@@ -1222,6 +1222,15 @@ def test_a_finished_run_whose_curves_the_full_disk_stopped_draws_them_on_resume(
         res = CliRunner().invoke(app, args)
     assert res.exit_code == 74 and "add --resume" in res.output, res.output
     assert not (run / "curves.png").exists()
+    # killed or out of disk as it drew them: finished, and engine info names the missing figure
+    # and the command that draws it (before, "1 of 1 (finished)" alone)
+    res = CliRunner().invoke(app, ["info", str(run)], env={"COLUMNS": "250"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0 and "step │ 1 of 1 (finished)" in text, res.output
+    assert (
+        "curves │ no curves.png (stopped as the run's end drew it, or no matplotlib then): "
+        f"engine train --out {run} --resume draws it" in text
+    ), res.output
     resume = ["train", "--out", str(run), "--resume", "--workers", "0", "--no-progress"]
     res = CliRunner().invoke(app, resume)
     assert res.exit_code == 0, res.output
@@ -1230,6 +1239,8 @@ def test_a_finished_run_whose_curves_the_full_disk_stopped_draws_them_on_resume(
         "(a larger --iters extends it)"
     )
     assert (run / "curves.png").is_file()
+    res = CliRunner().invoke(app, ["info", str(run)], env={"COLUMNS": "250"})
+    assert res.exit_code == 0 and "curves │" not in res.output, res.output
     res = CliRunner().invoke(app, resume)  # drawn: nothing to do again
     assert "finished at step 1; nothing to do" in " ".join(res.output.split())
 
