@@ -895,8 +895,8 @@ def test_two_loads_in_threads_leave_the_hub_as_it_was_and_an_online_one_online(m
                 until.wait(10)
             seen[name] = constants.HF_HUB_OFFLINE
 
-    a = threading.Thread(target=load, args=("a", True, a_in, b_in))
-    b = threading.Thread(target=load, args=("b", True, b_in, a_out))
+    a = threading.Thread(target=load, args=("a", True, a_in, b_in), daemon=True)
+    b = threading.Thread(target=load, args=("b", True, b_in, a_out), daemon=True)
     a.start()
     assert a_in.wait(10)
     b.start()
@@ -907,8 +907,8 @@ def test_two_loads_in_threads_leave_the_hub_as_it_was_and_an_online_one_online(m
     assert constants.HF_HUB_OFFLINE is False  # before: True, the hub offline for the process
 
     local_in, online_in, release = threading.Event(), threading.Event(), threading.Event()
-    local = threading.Thread(target=load, args=("local", True, local_in, release))
-    online = threading.Thread(target=load, args=("online", False, online_in, None))
+    local = threading.Thread(target=load, args=("local", True, local_in, release), daemon=True)
+    online = threading.Thread(target=load, args=("online", False, online_in, None), daemon=True)
     local.start()
     assert local_in.wait(10)
     online.start()
