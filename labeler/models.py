@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -341,24 +342,41 @@ def _local_only(source: str, local_only: bool) -> bool:
     return not looks_like_path(source) and hub_unreachable() is not None
 
 
+_HUB = threading.Condition()  # hub_offline's loads, by whether they read local files only
+_hub_loads = {True: 0, False: 0}
+_hub_before: list[bool] = []  # constants.HF_HUB_OFFLINE as the first local load found it
+
+
 @contextlib.contextmanager
 def hub_offline(local: bool):
     """Keep huggingface_hub offline for a load that reads local files only (``local``), its
     ``constants.HF_HUB_OFFLINE`` set as ``HF_HUB_OFFLINE=1`` sets it, and restored after: the
     hub's ``build_hf_headers`` (run for every file, ``local_files_only`` or not) asks the hub for
     its agent registry (``/api/agent-harnesses``, 3 s) once per process unless offline, so a
-    cache-only load still connected (before the fifty-sixth round; huggingface_hub 2.4)."""
-    if not local:
-        yield
-        return
-    from huggingface_hub import constants
+    cache-only load still connected (before the fifty-sixth round; huggingface_hub 2.4).
+    The flag is the process's: loads in threads set it with the first local one and restore it
+    with the last, and a load that may download (not ``local``) waits while local ones run, and
+    they for it. Before, two local loads ending in turn left the hub offline for good, and a
+    download beside a local load was refused as offline. Not to be nested the other way round
+    in one thread (it would wait for itself)."""
+    with _HUB:
+        _HUB.wait_for(lambda: not _hub_loads[not local])
+        if local and not _hub_loads[True]:
+            from huggingface_hub import constants
 
-    before = constants.HF_HUB_OFFLINE
-    constants.HF_HUB_OFFLINE = True
+            _hub_before[:] = [constants.HF_HUB_OFFLINE]
+            constants.HF_HUB_OFFLINE = True
+        _hub_loads[local] += 1
     try:
         yield
     finally:
-        constants.HF_HUB_OFFLINE = before
+        with _HUB:
+            _hub_loads[local] -= 1
+            if local and not _hub_loads[True]:
+                from huggingface_hub import constants
+
+                constants.HF_HUB_OFFLINE = _hub_before.pop()
+            _HUB.notify_all()
 
 
 def hub_commit(source: str, revision: str | None = None) -> str | None:

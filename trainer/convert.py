@@ -314,15 +314,13 @@ def convert_massformer(
 def _plain(meta: dict) -> dict:
     """The JSON-like part of the release's ``meta`` (versions, dataset classes and palette), so
     that the written checkpoint stays loadable with ``weights_only=True``: ``None``, scalars
-    (numpy's too), dicts and (nested) lists or tuples of these; anything else is left out."""
+    (numpy's too), dicts and (nested) lists, tuples or numpy arrays of these; anything else is
+    left out."""
     keep: dict = {}
     for key, value in meta.items():
-        if isinstance(value, dict):
-            keep[str(key)] = _plain(value)
-        else:
-            plain = _plain_value(value)
-            if plain is not _LEFT_OUT:
-                keep[str(key)] = plain
+        plain = _plain_value(value)
+        if plain is not _LEFT_OUT:
+            keep[str(key)] = plain
     return keep
 
 
@@ -331,11 +329,17 @@ _LEFT_OUT = object()
 
 
 def _plain_value(value: object) -> object:
-    """``value`` as builtins (``None``, a scalar, or a list of these, nested), else ``_LEFT_OUT``."""
+    """``value`` as builtins (``None``, a scalar, a dict or a list of these, nested), else
+    ``_LEFT_OUT``. A numpy array is a list (before, a palette held as one was left out, and so
+    was a list of dicts)."""
     if value is None or isinstance(value, _SCALARS):
         return _scalar(value)
+    if isinstance(value, dict):
+        return _plain(value)
     if isinstance(value, np.generic) and isinstance(value.item(), _SCALARS):
         return _scalar(value.item())  # np.int64 is no int, np.bool_ no bool (fifty-sixth round)
+    if isinstance(value, np.ndarray):
+        return _plain_value(value.tolist())  # builtin numbers, nested lists (0-d: the number)
     if isinstance(value, (list, tuple)):
         items = [_plain_value(v) for v in value]
         if all(v is not _LEFT_OUT for v in items):

@@ -16,11 +16,11 @@ from typer.testing import CliRunner
 from engine.runlock import LOCK_NAME, FolderInUse, exclusive
 
 HOLD = (
-    "import sys, time\n"
+    "import sys\n"
     "from engine.runlock import exclusive\n"
     "with exclusive(sys.argv[1], 'engine train', sys.argv[2]):\n"
     "    print('held', flush=True)\n"
-    "    time.sleep(60)\n"
+    "    sys.stdin.read()\n"  # until killed, or its test's process gone (not 60 s: a slow test)
 )
 
 
@@ -31,6 +31,7 @@ def _hold(folder: Path, name: str = LOCK_NAME) -> Iterator[subprocess.Popen]:
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(folder), name],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
         cwd=root,
@@ -42,6 +43,8 @@ def _hold(folder: Path, name: str = LOCK_NAME) -> Iterator[subprocess.Popen]:
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        for pipe in (proc.stdin, proc.stdout):  # else ResourceWarnings (python -X dev)
+            pipe.close()
 
 
 def _linked_copy(original: Path, copy: Path, *names: str) -> None:

@@ -870,3 +870,71 @@ def test_an_image_of_the_pad_size_is_not_over_it():
     refuse_over_pad(SamImageProcessor(pad_size=pad), (2000, 1500, 3), "x.png")  # resizes
     no_pad = SamImageProcessor(do_resize=False, do_pad=False, pad_size=pad)
     refuse_over_pad(no_pad, (2000, 1500, 3), "x.png")
+
+
+def test_two_loads_in_threads_leave_the_hub_as_it_was_and_an_online_one_online(monkeypatch):
+    """``hub_offline`` sets a process-wide flag: two local-only loads in threads, the first
+    ending first, left the hub offline for good (the second put back the first's offline, as it
+    found it), and a download in a thread beside a local load was refused as offline. Now the
+    flag is set by the first local load and restored by the last, and a load that may download
+    waits for the local ones to end (and they for it)."""
+    import threading
+
+    from huggingface_hub import constants
+
+    from labeler.models import hub_offline
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    seen: dict[str, bool] = {}
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+    def load(name: str, local: bool, entered: threading.Event, until: threading.Event | None):
+        with hub_offline(local):
+            entered.set()
+            if until is not None:
+                until.wait(10)
+            seen[name] = constants.HF_HUB_OFFLINE
+
+    a = threading.Thread(target=load, args=("a", True, a_in, b_in), daemon=True)
+    b = threading.Thread(target=load, args=("b", True, b_in, a_out), daemon=True)
+    a.start()
+    assert a_in.wait(10)
+    b.start()
+    a.join(10)
+    a_out.set()
+    b.join(10)
+    assert seen == {"a": True, "b": True}
+    assert constants.HF_HUB_OFFLINE is False  # before: True, the hub offline for the process
+
+    local_in, online_in, release = threading.Event(), threading.Event(), threading.Event()
+    local = threading.Thread(target=load, args=("local", True, local_in, release), daemon=True)
+    online = threading.Thread(target=load, args=("online", False, online_in, None), daemon=True)
+    local.start()
+    assert local_in.wait(10)
+    online.start()
+    assert not online_in.wait(0.2)  # it waits for the local load (before: it ran, offline)
+    release.set()
+    local.join(10)
+    online.join(10)
+    assert seen["online"] is False and seen["local"] is True
+    assert constants.HF_HUB_OFFLINE is False
+
+
+def test_the_hub_offline_already_stays_offline_after_a_load_that_failed(monkeypatch):
+    """A caller's own offline (``HF_HUB_OFFLINE=1``, or the constant set) is kept, through a
+    local-only load and after it, an exception inside the load included."""
+    from huggingface_hub import constants
+
+    from labeler.models import hub_offline
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(OSError, match="broken"), hub_offline(True):
+        raise OSError("broken")
+    assert constants.HF_HUB_OFFLINE is True
+    with hub_offline(False):
+        assert constants.HF_HUB_OFFLINE is True
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with pytest.raises(OSError, match="broken"), hub_offline(True):
+        assert constants.HF_HUB_OFFLINE is True
+        raise OSError("broken")
+    assert constants.HF_HUB_OFFLINE is False

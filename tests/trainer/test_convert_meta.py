@@ -52,3 +52,26 @@ def test_meta_numpy_integers_bools_and_the_palette_are_kept(tmp_path):
     path = tmp_path / "m.pt"
     torch.save({"meta": plain}, path)
     assert torch.load(path, weights_only=True)["meta"] == plain
+
+
+def test_meta_numpy_arrays_and_dicts_in_lists_are_kept(tmp_path):
+    # before: a palette held as a numpy array (as np.array(PALETTE) in a config) and a list of
+    # dicts (hook records) were dropped silently, though numpy's numbers and nested lists were kept
+    meta = {
+        "dataset_meta": {"palette": np.array([[0, 0, 0], [255, 0, 0]], np.uint8)},
+        "scale": np.float32(0.5) * np.ones(2, np.float32),
+        "seed": np.array(7),
+        "hooks": [{"type": "CheckpointHook", "interval": np.int64(2)}, {"type": "LoggerHook"}],
+        "dropped": [np.array([object()]), 1],
+    }
+    plain = _plain(meta)
+    assert plain == {
+        "dataset_meta": {"palette": [[0, 0, 0], [255, 0, 0]]},
+        "scale": [0.5, 0.5],
+        "seed": 7,
+        "hooks": [{"type": "CheckpointHook", "interval": 2}, {"type": "LoggerHook"}],
+    }
+    assert type(plain["dataset_meta"]["palette"][1][0]) is int
+    path = tmp_path / "m.pt"
+    torch.save({"meta": plain}, path)
+    assert torch.load(path, weights_only=True)["meta"] == plain
