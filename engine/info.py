@@ -1972,7 +1972,7 @@ def _nothing_written_yet(folder: Path) -> tuple[str, int] | None:
     holds none: a run killed or stopped before it wrote anything (problems 1: run it again),
     or one that has not yet (0). Before, it said "no image split folders found", as of a
     wrong folder."""
-    from engine.runlock import LOCK_NAME, last_writer
+    from engine.runlock import LOCK_NAME, last_writer, lockless
 
     # hidden folders too (a staged write's leftover): not wrote_nothing, whose narrower test keeps
     # the temporaries' removal out of a user's hidden folders (.git, .venv)
@@ -1981,6 +1981,15 @@ def _nothing_written_yet(folder: Path) -> tuple[str, int] | None:
     if (last := last_writer(folder)) is None:
         if not (folder / LOCK_NAME).is_file():
             return None
+        if lockless(folder):  # a run there goes on unlocked, its lock file empty (ENOLCK): before,
+            # one in progress was told "killed as it took the folder"
+            return (
+                f"{folder}: a run that could not lock it (the file system takes no locks; its "
+                "lock file holds no record) is writing it now or stopped before it wrote "
+                "anything here, which engine info cannot tell without locks: once no engine "
+                "command runs on it, run that command again",
+                1,
+            )
         # killed between making its lock file and writing its record there (or on a disk too
         # full for the record): an empty .lock; before, "no image split folders found", exit 2
         last = "a run (its lock file holds no record: killed as it took the folder)"

@@ -505,6 +505,30 @@ def _held_by(path: Path) -> str | None:
     return None
 
 
+def lockless(folder: str | os.PathLike) -> bool:
+    """Whether ``folder``'s lock file is there and cannot be locked (``flock`` fails but for
+    another process holding it: ENOLCK on a network file system without locking). A run there
+    goes on unlocked (:func:`exclusive`), its lock file empty, and :func:`writer` cannot find
+    it: an empty lock file is a run going on or one killed, which no probe tells apart."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock, and exclusive makes no lock file
+        return False
+    try:
+        fd = os.open(Path(folder) / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False  # held: locks work here
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # releases the probe's lock
+    return False
+
+
 def missing_folders(folder: Path) -> list[Path]:
     """The folders ``folder.mkdir(parents=True)`` makes: ``folder`` and its missing parents,
     deepest first."""
