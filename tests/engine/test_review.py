@@ -868,9 +868,7 @@ def test_a_review_killed_after_its_first_thumbnails_is_told_and_drawn_again(tmp_
 
 
 @pytest.mark.slow
-def test_a_rerun_killed_among_its_thumbnails_is_not_read_as_the_earlier_gallery(
-    tmp_path, gallery
-):
+def test_a_rerun_killed_among_its_thumbnails_is_not_read_as_the_earlier_gallery(tmp_path, gallery):
     """``engine review`` run again over a finished gallery and killed after its second new
     thumbnail: the earlier review.json stayed beside them and engine info read a finished
     gallery (exit 0), a mix of two runs. The earlier record is set aside before the first
