@@ -49,7 +49,7 @@ from engine.datasets import (
 )
 from engine.parallel import map_in_order
 from engine.runinfo import saved_step
-from engine.runlock import folders_removed_on_failure, writer, writers, wrote_nothing
+from engine.runlock import folders_removed_on_failure, lockless, writer, writers, wrote_nothing
 from engine.text import LINE_BREAK, counted, few, first_lines
 
 
@@ -1981,6 +1981,15 @@ def _nothing_written_yet(folder: Path) -> tuple[str, int] | None:
     if (last := last_writer(folder)) is None:
         if not (folder / LOCK_NAME).is_file():
             return None
+        if lockless(folder):  # a run there goes on unlocked, its lock file empty (ENOLCK): before,
+            # one in progress was told "killed as it took the folder"
+            return (
+                f"{folder}: a run that could not lock it (the file system takes no locks; its "
+                "lock file holds no record) is writing it now or stopped before it wrote "
+                "anything here, which engine info cannot tell without locks: once no engine "
+                "command runs on it, run that command again",
+                1,
+            )
         # killed between making its lock file and writing its record there (or on a disk too
         # full for the record): an empty .lock; before, "no image split folders found", exit 2
         last = "a run (its lock file holds no record: killed as it took the folder)"
@@ -2085,6 +2094,8 @@ def _unfinished_review(folder: Path) -> tuple[str, int] | None:
     drawn = counted(sum(1 for _ in (folder / "thumbs").glob("*.jpg")), "thumbnail")
     if (now := writer(folder)) is not None:
         return f"{folder}: {now} is drawing this review gallery now ({drawn} so far)", 0
+    if lockless(folder):
+        return _cannot_tell(folder, f"{who} is drawing it ({drawn} so far)", "engine review")
     return (
         f"{folder}: a review gallery not finished: {who} stopped before writing its page "
         f"({drawn} drawn, no review.json) and no process writes it now: run the same engine "
@@ -2109,9 +2120,25 @@ def _unfinished_report(folder: Path) -> tuple[str, int] | None:
     drawn = counted(sum(1 for _ in (folder / "overlays").glob("*.jpg")), "overlay")
     if (now := writer(folder)) is not None:
         return f"{folder}: {now} is writing this report now ({drawn} so far)", 0
+    if lockless(folder):
+        return _cannot_tell(folder, f"{who} is writing it ({drawn} so far)", "engine report")
     return (
         f"{folder}: a report not finished: {who} stopped before writing report.json ({drawn} "
         "drawn) and no process writes it now: run the same engine report command again",
+        1,
+    )
+
+
+def _cannot_tell(folder: Path, doing: str, command: str) -> tuple[str, int]:
+    """What ``engine info`` says of a gallery or report ``doing`` (``engine report is writing it
+    (2 overlays so far)``) in a folder whose file system takes no locks (ENOLCK,
+    :func:`engine.runlock.lockless`): its run goes on unlocked, its lock file empty, and one
+    going on is not told from one stopped (problems 1). Before, one in progress was told
+    stopped, "no process writes it now"."""
+    return (
+        f"{folder}: not finished: {doing} now, or was stopped, which engine info cannot tell on "
+        f"a file system without locks: once no engine command runs on it, run the same "
+        f"{command} command again",
         1,
     )
 

@@ -933,6 +933,13 @@ def build_report(cfg: ReportConfig) -> ReportResult:
         "prediction": prediction,
         "files": {},
     }
+    # the earlier report's record set aside before its first file is replaced: a rerun killed
+    # among its chart, overlays and report.md left the earlier report.json beside them, which
+    # engine info read as a finished report (a mix of two runs). The files it listed are kept
+    # (a killed rerun's too), for the end to remove those this report does not list
+    earlier = _report_files(out / EARLIER) | _report_files(out / "report.json")
+    if (out / "report.json").is_file():
+        os.replace(out / "report.json", out / EARLIER)
     chart = plot_chart(rows, out / "chart.png", class_name) if cfg.chart and rows else None
     if chart:
         data["files"]["chart"] = "chart.png"
@@ -942,22 +949,27 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     data["overlay_details"] = details
     data["config"] = dataclasses.asdict(cfg)
     data["environment"] = environment(torch_used=False)
-    earlier = _report_files(out)
     # report.json last: a report killed before it holds none, and is not read as finished
     # (before, one killed between the two was, without its report.md)
     md_path = atomic_write_text(out / "report.md", render_markdown(data))
     json_path = atomic_write_json(out / "report.json", data)
     for name in earlier - _listed(data["files"]):  # an earlier report's, which this one is not
         (out / name).unlink(missing_ok=True)
+    (out / EARLIER).unlink(missing_ok=True)
     return ReportResult(md_path, json_path, chart, overlays, data)
 
 
-def _report_files(out: Path) -> set[str]:
-    """The chart and overlays that ``out/report.json`` lists (relative paths); none without
-    one. A rerun with ``--no-chart`` or fewer ``--overlays`` removes the earlier report's
-    others, which report.md no longer shows; no other file is touched."""
+# the earlier report.json while a rerun writes its files (engine info: a report not finished)
+EARLIER = ".report.json.earlier"
+
+
+def _report_files(record: Path) -> set[str]:
+    """The chart and overlays that the report record ``record`` (``report.json``, or one set
+    aside, :data:`EARLIER`) lists (relative paths); none without one. A rerun with
+    ``--no-chart`` or fewer ``--overlays`` removes the earlier report's others, which
+    report.md no longer shows; no other file is touched."""
     try:
-        return _listed(read_json(out / "report.json", "report").get("files") or {})
+        return _listed(read_json(record, "report").get("files") or {})
     except (OSError, ValueError, AttributeError):
         return set()
 

@@ -115,6 +115,7 @@ class ReviewResult:
 # scores against the image's annotation (None where the image has none)
 Panel = tuple[str, str, np.ndarray, dict[str, float | None] | None]
 
+EARLIER = ".review.json.earlier"  # the earlier review.json while a rerun draws (info: not finished)
 NO_SCORE = 101.0  # the IoU sort key of images without an annotation or a score: after all others
 
 
@@ -341,6 +342,11 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     # held while it draws: a second review into OUT stops at once, and engine info tells a
     # gallery being drawn (no review.json yet) from one stopped
     with exclusive(out, "engine review", own=("review.json", "thumbs")):
+        # the earlier gallery's record set aside before its thumbnails are drawn over: a rerun
+        # killed among them left the earlier review.json, which engine info read as a finished
+        # gallery (a mix of two runs); removed once this one's is in
+        if (out / "review.json").is_file():
+            os.replace(out / "review.json", out / EARLIER)
         cards, n_pred, n_gt, failed = [], 0, 0, []
         for split, st, img_path, problem in track(rows, "review", unit="img", enabled=cfg.progress):
             original = None if img_path is None else _image_url(img_path, out)
@@ -396,6 +402,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
                 "environment": environment(torch_used=False),
             },
         )
+        (out / EARLIER).unlink(missing_ok=True)
     return ReviewResult(index, len(cards), n_pred, n_gt, failed, len(past_limit), labelled)
 
 

@@ -413,12 +413,21 @@ def temporaries(folder: str | os.PathLike) -> list[Path]:
     """The temporary files of atomic writes (:func:`annotations.fileio.is_temporary`,
     ``.NAME.*.tmp``) in ``folder`` and its subfolders, but for subfolders with lock files of
     their own (another run's output, a demo's stage: that run's to remove), sorted: what runs
-    killed while writing left, for ``engine info`` to count."""
-    from annotations.fileio import is_temporary
+    killed while writing left, for ``engine info`` to count. Hidden subfolders are not walked
+    but for the engine's own staging folders (:func:`annotations.fileio.is_staging`), as in
+    :func:`wrote_nothing`: an output that is also a git or DVC repository (a synth dataset
+    under version control) had its ``.git``, ``.dvc`` and ``.venv`` walked, slow on a big
+    ``.git``, and a file there named like a temporary file (another tool's) removed."""
+    from annotations.fileio import is_staging, is_temporary
 
     found = []
     for here, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not any(Path(here, d).glob(f"{LOCK_NAME}*"))]
+        dirs[:] = [
+            d
+            for d in dirs
+            if (not d.startswith(".") or is_staging(d))
+            and not any(Path(here, d).glob(f"{LOCK_NAME}*"))
+        ]
         found += [Path(here, f) for f in files if is_temporary(f)]
     return sorted(found)
 
@@ -494,6 +503,30 @@ def _held_by(path: Path) -> str | None:
     finally:
         os.close(fd)  # releases the probe's lock
     return None
+
+
+def lockless(folder: str | os.PathLike) -> bool:
+    """Whether ``folder``'s lock file is there and cannot be locked (``flock`` fails but for
+    another process holding it: ENOLCK on a network file system without locking). A run there
+    goes on unlocked (:func:`exclusive`), its lock file empty, and :func:`writer` cannot find
+    it: an empty lock file is a run going on or one killed, which no probe tells apart."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock, and exclusive makes no lock file
+        return False
+    try:
+        fd = os.open(Path(folder) / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False  # held: locks work here
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # releases the probe's lock
+    return False
 
 
 def missing_folders(folder: Path) -> list[Path]:

@@ -298,7 +298,10 @@ def convert_massformer(
                 "path_resolved": str(src.resolve()),
                 "bytes": src.stat().st_size,
                 "sha256": file_sha256(src),
-                "meta": _plain(meta),
+                "meta": _plain(meta, left_out := []),
+                # the meta's keys not kept (dotted: "dataset_meta.hooks"), so that a missing
+                # one reads as left out, not as absent from the release (fifty-sixth round)
+                "meta_left_out": left_out,
                 "versions": versions(),  # no time: a reconversion writes the same bytes
             },
         ),
@@ -311,26 +314,36 @@ def convert_massformer(
     return ConvertResult(out, len(converted), params, k, list(taxonomy.names))
 
 
-def _plain(meta: dict) -> dict:
+def _plain(meta: dict, left_out: list[str] | None = None, where: str = "") -> dict:
     """The JSON-like part of the release's ``meta`` (versions, dataset classes and palette), so
     that the written checkpoint stays loadable with ``weights_only=True``: ``None``, scalars
-    (numpy's too), dicts and (nested) lists, tuples or numpy arrays of these; anything else is
-    left out."""
+    (numpy's too), dicts and (nested) lists or tuples of these, and numpy arrays of at most
+    :data:`MAX_ARRAY_ELEMENTS` such elements (a palette saved as ``np.ndarray``), as lists;
+    anything else is left out, its dotted key (``dataset_meta.hooks``) appended to
+    ``left_out``."""
     keep: dict = {}
     for key, value in meta.items():
-        plain = _plain_value(value)
-        if plain is not _LEFT_OUT:
-            keep[str(key)] = plain
+        if isinstance(value, dict):
+            keep[str(key)] = _plain(value, left_out, f"{where}{key}.")
+        else:
+            plain = _plain_value(value)
+            if plain is not _LEFT_OUT:
+                keep[str(key)] = plain
+            elif left_out is not None:
+                left_out.append(f"{where}{key}")
     return keep
 
 
 _SCALARS = (bool, int, float, str)
 _LEFT_OUT = object()
+# the largest numpy array a release's meta keeps, as a list (a 256-colour palette is 768
+# elements): a bigger one (a stored mask, an embedding) is data, not meta, and is left out
+MAX_ARRAY_ELEMENTS = 4096
 
 
 def _plain_value(value: object) -> object:
     """``value`` as builtins (``None``, a scalar, a dict or a list of these, nested), else
-    ``_LEFT_OUT``. A numpy array is a list (before, a palette held as one was left out, and so
+    ``_LEFT_OUT``. A numpy array of at most :data:`MAX_ARRAY_ELEMENTS` is a list (before, a palette held as one was left out, and so
     was a list of dicts)."""
     if value is None or isinstance(value, _SCALARS):
         return _scalar(value)
@@ -338,8 +351,10 @@ def _plain_value(value: object) -> object:
         return _plain(value)
     if isinstance(value, np.generic) and isinstance(value.item(), _SCALARS):
         return _scalar(value.item())  # np.int64 is no int, np.bool_ no bool (fifty-sixth round)
-    if isinstance(value, np.ndarray):
-        return _plain_value(value.tolist())  # builtin numbers, nested lists (0-d: the number)
+    if isinstance(value, np.ndarray) and value.size <= MAX_ARRAY_ELEMENTS:
+        value = value.tolist()  # builtins (numpy's scalars' .item()), nested; 0-d: the scalar
+        if not isinstance(value, list):
+            return _plain_value(value)
     if isinstance(value, (list, tuple)):
         items = [_plain_value(v) for v in value]
         if all(v is not _LEFT_OUT for v in items):

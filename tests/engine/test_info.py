@@ -1532,6 +1532,63 @@ def test_a_folder_a_run_was_killed_in_as_it_took_its_lock_is_told_stopped(tmp_pa
     assert (folder / "synth.json").is_file()
 
 
+def test_a_run_going_on_unlocked_is_not_told_killed_where_the_file_system_takes_no_locks(
+    tmp_path, monkeypatch
+):
+    """On a file system without locks (ENOLCK: an NFS without lockd) a run goes on unlocked,
+    its ``.lock`` empty until it ends: engine info told one still in progress "killed as it
+    took the folder" (stopped, run it again, beside the running one). Nothing there tells a
+    running one from a killed one: info says it cannot tell, and when to run it again."""
+    import errno
+    import fcntl
+
+    from engine.runlock import exclusive
+
+    def refused(*_: object) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", refused)
+    folder = tmp_path / "data"
+    with exclusive(folder, "engine synth"):  # in progress, nothing written yet
+        assert [p.name for p in folder.iterdir()] == [".lock"]
+        res, said = _info(["info", str(folder)])
+    assert res.exit_code == 1, res.output
+    assert "killed as it took" not in said
+    assert f"{folder}: a run that could not lock it (the file system takes no locks; " in said
+    assert "is writing it now or stopped before it wrote anything here, which engine info " in said
+
+
+@pytest.mark.parametrize(
+    "command, drawn", [("engine report", "overlays/a.jpg"), ("engine review", "thumbs/a.jpg")]
+)
+def test_a_gallery_or_report_drawn_unlocked_is_not_told_stopped(
+    tmp_path, monkeypatch, command, drawn
+):
+    """On a file system without locks (ENOLCK) an ``engine report`` or ``engine review`` goes
+    on unlocked, its ``.lock`` empty: engine info told one still drawing "stopped ... and no
+    process writes it now". It says it cannot tell, and when to run it again."""
+    import errno
+    import fcntl
+
+    from engine.runlock import exclusive
+
+    def refused(*_: object) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", refused)
+    folder = tmp_path / "out"
+    with exclusive(folder, command):  # in progress: its first image drawn
+        (folder / drawn).parent.mkdir()
+        (folder / drawn).write_bytes(b"jpeg")
+        res, said = _info(["info", str(folder)])
+    assert res.exit_code == 1, res.output
+    assert "no process writes it now" not in said
+    assert f"{folder}: not finished: {command} is writing it (1 " in said or (
+        f"{folder}: not finished: {command} is drawing it (1 " in said
+    )
+    assert "which engine info cannot tell on a file system without locks: once no engine " in said
+
+
 def test_a_run_killed_writing_its_first_file_leaves_a_note_its_rerun_keeps(tmp_path):
     """``engine label`` killed as it put its first file in (``run.json``: crash-injection
     sweep, kill point 1) left ``.run.json.*.tmp`` beside its lock file alone: engine info's

@@ -1587,6 +1587,39 @@ def test_a_fused_dataset_given_through_a_link_has_its_fuse_json_read_once(world,
 
 
 @pytest.mark.slow
+def test_a_rerun_killed_before_its_report_json_is_not_read_as_the_earlier_report(world):
+    """``engine report`` run again over a finished report and killed as it put its new
+    ``report.json`` in, its new chart, overlays and report.md written: the earlier report.json
+    stayed beside them and engine info read a finished report (exit 0), a mix of two runs. The
+    earlier record is set aside before the first new file goes in: info says the report did
+    not finish (exit 1), and the rerun finishes it, removing the overlays that only the
+    earlier report listed (the killed run's list of them is kept) and the set-aside record."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from tests.loop_helpers import KILLED_AT, run_killed
+
+    tmp, data, subset, _ = world
+    out = tmp / "rep"
+    args = ["report", "--subset", str(subset.root), "--out", str(out), "--pseudo",
+            str(tmp / "run"), "--data", str(data), "--no-chart", "--no-progress"]  # fmt: skip
+    assert CliRunner().invoke(app, [*args, "--overlays", "2"]).exit_code == 0
+    first = json.loads((out / "report.json").read_text())["files"]["overlays"]
+    run_killed(KILLED_AT, "report.json", *args, "--overlays", "1")
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1, res.output
+    assert f"{out}: a report not finished: engine report (pid " in text
+    assert CliRunner().invoke(app, [*args, "--overlays", "1"]).exit_code == 0
+    files = json.loads((out / "report.json").read_text())["files"]["overlays"]
+    assert len(first) == 2 and len(files) == 1
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.*")) == sorted(
+        [".lock", "report.json", "report.md", *files]
+    )
+    assert CliRunner().invoke(app, ["info", str(out)]).exit_code == 0
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("at, drawn", [("overlays", 0), ("report.md", 3)])
 def test_a_report_killed_before_its_report_json_is_said_unfinished_and_its_rerun_cleans_up(
     world, at, drawn

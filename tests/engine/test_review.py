@@ -867,6 +867,27 @@ def test_a_review_killed_after_its_first_thumbnails_is_told_and_drawn_again(tmp_
     assert json.loads((out / "review.json").read_text())["images"] == 3
 
 
+@pytest.mark.slow
+def test_a_rerun_killed_among_its_thumbnails_is_not_read_as_the_earlier_gallery(tmp_path, gallery):
+    """``engine review`` run again over a finished gallery and killed after its second new
+    thumbnail: the earlier review.json stayed beside them and engine info read a finished
+    gallery (exit 0), a mix of two runs. The earlier record is set aside before the first
+    thumbnail: info says the gallery did not finish (exit 1); the rerun finishes it."""
+    run, out = gallery.index.parent.parent, tmp_path / "g"
+    args = ["review", str(run), "--out", str(out), "--no-progress"]
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    assert CliRunner().invoke(app, args).exit_code == 0
+    run_killed(KILLED_AFTER, "2", *args)
+    code, text = _info(out)
+    assert code == 1 and "engine review (pid " in text and "not finished" in text
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert json.loads((out / "review.json").read_text())["images"] == 3
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [".lock"]
+
+
 def test_the_page_s_embedded_settings_are_json_whatever_the_run_s_path(tmp_path):
     # the settings in <script type=application/json> are read as JSON (script text is not
     # HTML-unescaped): before, they were HTML-escaped ('{&quot;run&quot;: ...}', no JSON at all);

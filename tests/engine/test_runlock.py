@@ -793,6 +793,36 @@ def test_a_folder_holding_a_hidden_folder_is_not_taken_for_a_killed_runs(
     assert all(p.exists() for p in users)
 
 
+def test_a_rerun_leaves_the_hidden_folders_of_an_output_under_version_control(
+    tmp_path: Path,
+) -> None:
+    """A synth dataset that is itself a git or DVC repository holds its record and ``.git``,
+    ``.dvc``, ``.venv``: the rerun's cleanup walked into them (slow on a big ``.git``) and
+    removed a file there named like a temporary file (another tool's, maybe being written).
+    Its own temporaries go, in the folder, a plain subfolder and a staging folder of its own."""
+    from engine.runlock import temporaries
+
+    out = tmp_path / "data"
+    users = [
+        out / ".git" / "objects" / ".pack.idx.abcd1234.tmp",
+        out / ".dvc" / "tmp" / ".lock.json.x_9yz0ab.tmp",
+        out / ".venv" / ".x.py.k2_9ab01.tmp",
+    ]
+    stale = [
+        out / ".synth.json.abcd1234.tmp",
+        out / "images" / "train" / ".a.png.abcd1234.tmp",
+        out / ".export.new-ab_cd123" / ".coco.json.abcd1234.tmp",
+    ]
+    for path in [*users, *stale]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    (out / "synth.json").write_text("{}")
+    assert temporaries(out) == sorted(stale)
+    with exclusive(out, "engine synth", own=("synth.json", "synth.partial.json")):
+        pass
+    assert all(p.exists() for p in users) and not any(p.exists() for p in stale)
+
+
 def test_a_folder_that_cannot_be_listed_is_still_locked(tmp_path: Path, monkeypatch) -> None:
     """A drop-box ``--out`` (``chmod 333``: files go in, the folder cannot be listed, as root's
     can; simulated) is locked and run in, as before the crash-injection round: whether it holds

@@ -79,3 +79,30 @@ def test_a_training_checkpoints_meta_keeps_its_numpy_values(tmp_path: Path, stat
 def test_plain_meta_keeps_none_and_drops_lists_of_objects():
     meta = {"note": None, "hooks": [object()], "mixed": [1, object()], "ids": (1, 2)}
     assert _plain(meta) == {"note": None, "ids": [1, 2]}
+
+
+def test_a_release_meta_keeps_small_numpy_arrays_and_names_the_keys_it_leaves_out(
+    tmp_path: Path, state: dict
+) -> None:
+    """A palette saved as ``np.ndarray`` was dropped from the conversion's meta, and nothing
+    said which keys were left out (a missing one read as absent from the release). Arrays of
+    at most 4,096 elements are kept as lists; the dotted names of the keys left out (objects,
+    bigger arrays) are recorded, and the checkpoint stays loadable with ``weights_only``."""
+    palette = np.array([[0, 0, 0], [220, 20, 60]], np.uint8)
+    meta = {
+        "dataset_meta": {"palette": palette, "hooks": object(), "scale": np.float32(0.5)},
+        "mask": np.zeros(4097, np.uint8),  # one past MAX_ARRAY_ELEMENTS
+        "ids": np.arange(3),
+        "one": np.array(7),
+    }
+    src = tmp_path / "release.pth"
+    torch.save({"state_dict": state, "meta": meta}, src)
+    convert_massformer(src, tmp_path / "ours.pt")
+    made = torch.load(tmp_path / "ours.pt", weights_only=True)["converted_from"]
+    assert made["meta"] == {
+        "dataset_meta": {"palette": [[0, 0, 0], [220, 20, 60]], "scale": 0.5},
+        "ids": [0, 1, 2],
+        "one": 7,
+    }
+    assert made["meta_left_out"] == ["dataset_meta.hooks", "mask"]
+    assert type(made["meta"]["dataset_meta"]["palette"][1][1]) is int
