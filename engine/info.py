@@ -1972,14 +1972,19 @@ def _nothing_written_yet(folder: Path) -> tuple[str, int] | None:
     holds none: a run killed or stopped before it wrote anything (problems 1: run it again),
     or one that has not yet (0). Before, it said "no image split folders found", as of a
     wrong folder."""
-    from engine.runlock import LOCK_NAME, last_writer
+    from engine.runlock import LOCK_NAME, _as_shard, last_writer
 
     # hidden folders too (a staged write's leftover): not wrote_nothing, whose narrower test keeps
     # the temporaries' removal out of a user's hidden folders (.git, .venv)
     if not folder.is_dir() or any(not p.name.startswith(".") for p in folder.iterdir()):
         return None
-    if (last := last_writer(folder)) is None:
-        if not (folder / LOCK_NAME).is_file():
+    # a sharded label run's shards hold a lock file each (.lock-shard0of2): before, a folder
+    # holding only theirs (shards starting, or all killed before their first file) said "no
+    # image split folders found", exit 2
+    locks = sorted(p.name for p in folder.glob(f"{LOCK_NAME}*") if p.is_file())
+    records = [f"{who}{_as_shard(name)}" for name in locks if (who := last_writer(folder, name))]
+    if not (last := ", ".join(records)):
+        if not locks:
             return None
         if lockless(folder):  # a run there goes on unlocked, its lock file empty (ENOLCK): before,
             # one in progress was told "killed as it took the folder"

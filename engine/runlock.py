@@ -591,13 +591,14 @@ def writers(folder: str | os.PathLike) -> dict[str, str]:
     return {p.name: h for p in sorted(folder.glob(f"{LOCK_NAME}*")) if (h := _held_by(p))}
 
 
-def last_writer(folder: str | os.PathLike) -> str | None:
-    """The process that last held ``folder``'s lock, as its :func:`exclusive` recorded it
-    (``engine predict (pid 12 on host, since ...)``), held now or not; None without a record.
-    A folder that holds nothing else was left by a run stopped (or killed) before it wrote
-    anything: ``engine info`` names that run rather than "no image split folders found"."""
+def last_writer(folder: str | os.PathLike, name: str = LOCK_NAME) -> str | None:
+    """The process that last held ``folder``'s lock (``name``: a label run's shard's
+    ``.lock-shard0of2``), as its :func:`exclusive` recorded it (``engine predict (pid 12 on
+    host, since ...)``), held now or not; None without a record. A folder that holds nothing
+    else was left by a run stopped (or killed) before it wrote anything: ``engine info`` names
+    that run rather than "no image split folders found"."""
     try:
-        fd = os.open(Path(folder) / LOCK_NAME, os.O_RDONLY)
+        fd = os.open(Path(folder) / name, os.O_RDONLY)
     except OSError:
         return None
     try:

@@ -1589,6 +1589,31 @@ def test_a_gallery_or_report_drawn_unlocked_is_not_told_stopped(
     assert "which engine info cannot tell on a file system without locks: once no engine " in said
 
 
+def test_a_label_run_whose_shards_wrote_nothing_yet_names_them(tmp_path):
+    """Shards of one label run (``--shard i/n``, each holding its own ``.lock-shardIofN``)
+    starting, or all killed before their first file (crash-injection, second pass: engine info
+    right after a kill of one of three shards starting together): engine info said "no image
+    split folders found; label is a label run (engine label), not a dataset", exit 2. It names
+    the shards and says they write the folder now (exit 0), or stopped (exit 1: run again)."""
+    from engine.runlock import exclusive
+
+    run = tmp_path / "label"
+    with (
+        exclusive(run, "engine label", name=".lock-shard0of2"),
+        exclusive(run, "engine label", name=".lock-shard1of2"),
+    ):
+        res, said = _info(["info", str(run)])
+        assert res.exit_code == 0, res.output
+        assert "is writing it now and has written nothing here yet" in said, said
+    res, said = _info(["info", str(run)])
+    assert res.exit_code == 1, res.output
+    assert f"{run}: engine label (pid {os.getpid()} on " in said, said
+    assert (
+        " as shard 0/2, engine label (pid " in said and " as shard 1/2 stopped before it " in said
+    )
+    assert "stopped before it wrote anything here (no process writes it now): run that " in said
+
+
 def test_a_run_killed_writing_its_first_file_leaves_a_note_its_rerun_keeps(tmp_path):
     """``engine label`` killed as it put its first file in (``run.json``: crash-injection
     sweep, kill point 1) left ``.run.json.*.tmp`` beside its lock file alone: engine info's
