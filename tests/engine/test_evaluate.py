@@ -1291,6 +1291,21 @@ def test_info_of_a_scores_record_says_when_the_maps_scored_changed_since(tmp_pat
     assert warned(ev) == warned(cmp) == [f"warning: {why}{end}"]
 
 
+def test_maps_of_a_gone_folder_are_said_unreadable_unless_named_from_elsewhere(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A record's folder, named relative to where the command ran, cannot be checked from
+    another folder (None: nothing said); named absolutely and gone, its maps cannot be read."""
+    from engine.evaluate import maps_changed
+
+    monkeypatch.chdir(tmp_path)
+    assert maps_changed("pred", ["img00"], "0" * 16) is None
+    why = maps_changed(str(tmp_path / "pred"), ["img00"], "0" * 16)
+    assert why is not None and why.startswith(
+        f"{tmp_path / 'pred'}: the label maps scored cannot be read now ("
+    )
+
+
 def test_info_of_a_scores_record_written_before_digests_shows_it_without_warning(
     tmp_path: Path,
 ) -> None:
