@@ -54,7 +54,7 @@ from engine.datasets import (
     new_class_truth,
     replaced_subset_photos,
 )
-from engine.metrics import ClassScorer, ClassScores, SegEvaluator
+from engine.metrics import ClassScorer, ClassScores, SegEvaluator, to_binary
 from engine.metrics.bootstrap import (
     class_counts,
     interval_line,
@@ -160,13 +160,6 @@ def source_taxonomies(cfg: ReportConfig, class_name: str) -> dict[str, tuple[Tax
                 f"({taxonomy.listed()}): {name} without it"
             )
     return found
-
-
-def binary_of(label: np.ndarray, class_id: int) -> np.ndarray:
-    """``(H, W) uint8`` class map -> 1 where ``class_id``, 255 where 255, else 0."""
-    out = (label == class_id).astype(np.uint8)
-    out[label == IGNORE] = IGNORE
-    return out
 
 
 def _check_size(path: Path, arr: np.ndarray, shape: tuple[int, int]) -> None:
@@ -633,7 +626,7 @@ def _overlays(
         for name, (d, class_id) in dirs.items():
             p = find_png(d, split, stem)
             if p is not None:  # fused labels may lack a test image; the others were checked
-                maps[name] = binary_of(read_label(p), class_id)
+                maps[name] = to_binary(read_label(p), class_id, keep_ignore=True)
         panels = [n for n in ("annotation", *SOURCES) if n in maps]
         thumbs = [overlay(image, maps[n], SOURCE_COLORS[n], 384) for n in panels]
         # a panel with 255 pixels (unannotated, uncertain, ignored) says what its magenta is;

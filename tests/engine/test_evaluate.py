@@ -713,6 +713,50 @@ def test_a_folder_of_label_map_folders_names_them(tmp_path: Path) -> None:
     assert str(e.value).endswith(f"(folders of label maps inside: {shown}; give one)")
 
 
+def test_two_maps_of_one_stem_are_refused_naming_the_folder(tmp_path: Path) -> None:
+    """x.png and x.PNG (a tool's suffix in capitals beside a copy) are both read as stem x: one
+    would be scored and the other silently dropped, which of them by the listing's order."""
+    pred, gt = _write(tmp_path, _maps(1, 2))
+    (pred / "img00.PNG").write_bytes((pred / "img01.png").read_bytes())
+    if len(list(pred.iterdir())) < 3:
+        pytest.skip("a case-insensitive file system: img00.png and img00.PNG are one file")
+    with pytest.raises(ValueError) as e:
+        evaluate(EvaluateConfig(pred, gt, progress=False))
+    assert str(e.value) == f"{pred}: two files share the stem 'img00'"
+
+
+def test_five_missing_maps_are_all_named_and_a_sixth_is_counted(tmp_path: Path) -> None:
+    """The pairing error names the first five missing maps, then says how many more: five
+    are named with nothing after them ("and 0 more" is no count)."""
+    pred, gt = _write(tmp_path, _maps(1, 7))
+    for i in range(1, 6):
+        (pred / f"img{i:02d}.png").unlink()
+    five = ", ".join(f"img{i:02d}.png" for i in range(1, 6))
+    with pytest.raises(ValueError) as e:
+        evaluate(EvaluateConfig(pred, gt, progress=False))
+    assert str(e.value) == f"{pred}: 5 prediction(s) missing for ground truth in {gt}: {five}"
+    (pred / "img06.png").unlink()
+    with pytest.raises(ValueError) as e:
+        evaluate(EvaluateConfig(pred, gt, progress=False))
+    assert str(e.value).endswith(f": {five} and 1 more")
+
+
+def test_an_annotated_subset_as_either_folder_is_told_how_its_class_is_scored(tmp_path):
+    """An annotated subset's folder holds masks/ and subset.json, no label maps: the error
+    says which commands score its class, as --pred and as --gt."""
+    from annotations.subset import write_subset
+
+    pred, gt = _write(tmp_path, _maps(1, 1))
+    mask = (read_label(gt / "img00.png") == 1).astype(np.uint8)
+    sub = write_subset(tmp_path / "subset", "Bicycle", "test", {"img00": mask}, {"img00": "h"})
+    hint = f"(score its class with engine compare --gt {sub.root} or engine report --subset)"
+    for cfg in (EvaluateConfig(sub.root, gt, progress=False),
+                EvaluateConfig(pred, sub.root, progress=False)):  # fmt: skip
+        with pytest.raises(ValueError) as e:
+            evaluate(cfg)
+        assert str(e.value).startswith(f"{sub.root}: no ") and str(e.value).endswith(hint)
+
+
 def test_json_dash_writes_the_json_alone_to_stdout(tmp_path: Path, monkeypatch) -> None:
     """`--json -` wrote a file named "-" in the working directory; a script reading stdout
     found the table there. Now the JSON is stdout's only content, the table on stderr."""
@@ -1072,6 +1116,15 @@ def test_num_classes_and_taxonomy_are_named_as_options(tmp_path: Path) -> None:
         EvaluateConfig(tmp_path, tmp_path, num_classes=9, taxonomy=tmp_path / "t.json")
 
 
+@pytest.mark.parametrize("n", [0, -1, 256])
+def test_a_number_of_classes_outside_1_to_255_is_refused(tmp_path: Path, n: int) -> None:
+    """A library caller's num_classes is checked as the CLI's --num-classes is (min=1,
+    max=255): 0 classes score nothing, and 256 would make 255 a class, not the ignore value."""
+    with pytest.raises(ValueError, match=f"^num_classes must be in 1..255, got {n}$"):
+        EvaluateConfig(tmp_path, tmp_path, num_classes=n)
+    assert EvaluateConfig(tmp_path, tmp_path, num_classes=255).num_classes == 255
+
+
 def test_evaluate_and_compare_refuse_predictions_engine_predict_is_still_writing(tmp_path):
     """All the ground truth's images predicted is no sign of a finished folder: engine predict
     replacing its maps (other settings, --overwrite) leaves old and new ones side by side, and
@@ -1236,6 +1289,21 @@ def test_info_of_a_scores_record_says_when_the_maps_scored_changed_since(tmp_pat
     (pred_dir / "img01.png").unlink()
     why = f"{pred_dir}: 1 of the 2 maps scored is gone (img01)"
     assert warned(ev) == warned(cmp) == [f"warning: {why}{end}"]
+
+
+def test_maps_of_a_gone_folder_are_said_unreadable_unless_named_from_elsewhere(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A record's folder, named relative to where the command ran, cannot be checked from
+    another folder (None: nothing said); named absolutely and gone, its maps cannot be read."""
+    from engine.evaluate import maps_changed
+
+    monkeypatch.chdir(tmp_path)
+    assert maps_changed("pred", ["img00"], "0" * 16) is None
+    why = maps_changed(str(tmp_path / "pred"), ["img00"], "0" * 16)
+    assert why is not None and why.startswith(
+        f"{tmp_path / 'pred'}: the label maps scored cannot be read now ("
+    )
 
 
 def test_info_of_a_scores_record_written_before_digests_shows_it_without_warning(
@@ -1425,6 +1493,20 @@ def test_evaluate_scores_a_dataset_s_split_where_its_spec_finds_the_label_maps(t
     assert copy["dataset"] is None
     evaluate(EvaluateConfig(flat, flat, progress=False, json_out=out))
     assert "split" not in json.loads(out.read_text())["config"]
+
+
+def test_a_missing_map_of_a_suffixed_dataset_gets_no_image_name_hint(tmp_path: Path) -> None:
+    """A dataset whose spec cuts an image_suffix, with one prediction missing and the others
+    named as engine predict --data names them: the error names the missing map and nothing
+    else (the hint about maps named after the image files is for such maps only)."""
+    root = tmp_path / "cityscapes"
+    pred = _cityscapes_like(root, _maps(5, 4))
+    (pred / "bonn_000001.png").unlink()
+    with pytest.raises(ValueError) as e:
+        evaluate(EvaluateConfig(pred, root, split="val", progress=False))
+    assert str(e.value) == (
+        f"{pred}: 1 prediction(s) missing for ground truth in {root} (split val): bonn_000001.png"
+    )
 
 
 def test_evaluate_of_a_mass13k_root_equals_its_split_folder(tmp_path: Path) -> None:

@@ -627,6 +627,37 @@ def test_per_class_table_counts_other_new_classes_as_their_parent(world):
     assert "\n\nWithout truth here, Car counts as Others, as in the 7-class labels.\n" in md
 
 
+def test_per_class_table_ignores_unannotated_pixels_of_the_class_s_parent_only(world):
+    """The per-class table's truth: the 7-class labels, the subset's class carved in, and its
+    unannotated pixels (255) ignored where the labels say the parent (Others), which may be
+    the class there; elsewhere the labels' own class stays. The same scores as the metrics
+    module's on maps built so; nothing compared the table with them."""
+    from annotations.taxonomy import MASS13K
+
+    tmp, data, subset, gt = world
+    parent = MASS13K.with_new_class("Bicycle").get("Bicycle").parent
+    ev = SegEvaluator(8)
+    for s in subset.stems:
+        truth = read_label(data / "annotations" / "test" / f"{s}.png")
+        ignored = (gt[s] == 255) & (truth == parent)
+        if s == "img001":  # its unannotated corner: Others and other classes in the labels
+            assert ignored.any() and (truth[gt[s] == 255] != parent).any()
+        truth[gt[s] == 1] = 7
+        truth[ignored] = 255
+        ev.update(read_label(tmp / "pred" / "test" / f"{s}.png"), truth)
+    want = ev.compute()
+    cfg = ReportConfig(str(subset.root), str(tmp / "rep"), pred=str(tmp / "pred"),
+                       data=str(data), chart=False, overlays=0)  # fmt: skip
+    got = build_report(cfg).data["per_class"]
+    assert got["images"] == 3
+    for c in got["classes"]:
+        assert [c["iou"], c["biou"], c["bf1"]] == [
+            round(float(want.iou[c["id"]]), 2),
+            round(float(want.biou[c["id"]]), 2),
+            round(float(want.bf1[c["id"]]), 4),
+        ], c["name"]
+
+
 @pytest.mark.parametrize("folder", ["Bicycle", "BICYCLE"])
 def test_per_class_table_finds_the_truth_folder_in_any_case(world, folder):
     """The dataset's ``new_classes`` truth of the images outside the subset was read from the
@@ -1409,6 +1440,32 @@ def test_the_overlays_are_of_the_images_with_the_most_annotated_class_pixels(wor
                        data=str(data), chart=False, overlays=2)  # fmt: skip
     res = build_report(cfg)
     assert [p.stem for p in res.overlays] == ["img001", "img000"]
+
+
+def test_each_overlay_panel_tints_its_source_s_class_pixels(world, monkeypatch):
+    """Each panel tints the pixels its source gives the class (the model's at its own id 7,
+    the pseudo labels' at 1) and marks their 255; nothing checked what the panels held, and a
+    map of everything but the class drew as well."""
+    import engine.report
+
+    tmp, data, subset, gt = world
+    masks = []
+    draw = engine.report.overlay
+    monkeypatch.setattr(
+        engine.report, "overlay", lambda im, m, *a: masks.append(m) or draw(im, m, *a)
+    )
+    cfg = ReportConfig(str(subset.root), str(tmp / "rep"), pseudo=str(tmp / "run"),
+                       pred=str(tmp / "pred"), data=str(data), chart=False, overlays=1)  # fmt: skip
+    res = build_report(cfg)
+    assert [p.stem for p in res.overlays] == ["img001"]
+    pseudo = read_label(tmp / "run" / "labels" / "test" / "img001.png")
+    pred = read_label(tmp / "pred" / "test" / "img001.png")
+    # the first three: the whole image's panels (the enlarged ones come after)
+    annotation, pseudo_panel, pred_panel = masks[:3]
+    np.testing.assert_array_equal(annotation, gt["img001"])
+    np.testing.assert_array_equal(pseudo_panel, np.where(pseudo == 255, 255, pseudo == 1))
+    np.testing.assert_array_equal(pred_panel, np.where(pred == 255, 255, pred == 7))
+    assert (pred_panel == 1).any() and (pred_panel == 0).any()
 
 
 def test_a_source_off_by_a_few_pixels_of_the_class_does_not_equal_the_annotation(world):
