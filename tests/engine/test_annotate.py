@@ -3026,8 +3026,8 @@ def test_a_subset_mask_of_one_class_pixel_exports_as_an_instance(tmp_path, world
     extra = {"data": str(data), "data_resolved": str(data.resolve())}
     sub = write_subset(tmp_path / "sub", "Bicycle", "test", masks, {}, extra)
     out = tmp_path / "again"
-    res = export_annotations(ExportConfig(str(sub.root), str(out), formats=("coco",)))
-    assert (res.images, res.instances) == (len(masks), 1)
+    res = export_annotations(ExportConfig(str(sub.root), str(out)))  # LabelMe: polygons
+    assert (res.images, res.instances, res.class_pixels, res.hole_pixels) == (len(masks), 1, 1, 0)
     coco = json.loads((out / "coco.json").read_text())
     assert [a["area"] for a in coco["annotations"]] == [1]
     back = import_annotations(
