@@ -1701,6 +1701,32 @@ def test_a_library_pick_config_is_held_to_the_clis_bounds(tmp_path, world):
     assert (run / "pick-test.txt").read_text() == listed  # the list written before is kept
 
 
+def test_the_annotate_commands_defaults_are_their_configs(tmp_path):
+    """A library caller's ``PickConfig(run)``, ``ExportConfig(run, out)`` or ``ImportConfig``
+    does what the command given no option does, and the bounds themselves are taken (``-n 1``,
+    ``--seed 0``)."""
+    import inspect
+
+    from engine.cli import annotate as commands
+
+    pick = inspect.signature(commands.annotate_pick).parameters
+    cfg = PickConfig(str(tmp_path))
+    assert pick["split"].default.default == [cfg.split]
+    for name in ("n", "seed", "low_confidence", "many_or_tiny", "out", "progress"):
+        assert pick[name].default.default == getattr(cfg, name), name
+    assert (PickConfig(str(tmp_path), n=1, seed=0).n, cfg.tiny_fraction) == (1, 1e-3)
+    export = inspect.signature(commands.annotate_export).parameters
+    cfg = ExportConfig(str(tmp_path), str(tmp_path / "out"))
+    assert tuple(export["fmt"].default.default) == cfg.formats
+    for name in ("split", "data", "mask_format", "simplify", "image_url", "force", "progress"):
+        assert export[name].default.default == getattr(cfg, name), name
+    imp = inspect.signature(commands.annotate_import).parameters
+    cfg = ImportConfig("auto", [], "car", str(tmp_path), str(tmp_path / "sub"))
+    assert imp["split"].default.default == [cfg.split]
+    for name in ("png_binary", "png_value", "replace", "progress"):
+        assert imp[name].default.default == getattr(cfg, name), name
+
+
 def test_pick_refuses_a_list_path_its_record_would_overwrite_or_a_folder(tmp_path, world):
     """``--out pick.json`` wrote the list, then its JSON record over it; ``--out DIR`` named a
     hidden temporary file in DIR's parent. Both are refused before the split is read."""
@@ -2990,6 +3016,27 @@ def test_an_annotated_subset_exports_for_another_pass_and_imports_back_the_same(
         export_annotations(ExportConfig(run=str(sub.root), out=str(tmp_path / "x"), split="val"))
 
 
+def test_a_subset_mask_of_one_class_pixel_exports_as_an_instance(tmp_path, world):
+    """An annotated image whose class is one pixel is exported with that instance (an image
+    without the class, with none) and imports back the same."""
+    data, _, truth = world
+    masks = {stem: np.zeros_like(m, np.uint8) for stem, m in truth.items()}
+    first, *_ = masks
+    masks[first][5, 7] = 1
+    extra = {"data": str(data), "data_resolved": str(data.resolve())}
+    sub = write_subset(tmp_path / "sub", "Bicycle", "test", masks, {}, extra)
+    out = tmp_path / "again"
+    res = export_annotations(ExportConfig(str(sub.root), str(out)))  # LabelMe: polygons
+    assert (res.images, res.instances, res.class_pixels, res.hole_pixels) == (len(masks), 1, 1, 0)
+    coco = json.loads((out / "coco.json").read_text())
+    assert [a["area"] for a in coco["annotations"]] == [1]
+    back = import_annotations(
+        ImportConfig("coco", [str(out / "coco.json")], "Bicycle", str(data), str(tmp_path / "b"))
+    )
+    for stem, m in masks.items():
+        assert np.array_equal(back.mask(stem), m), stem
+
+
 def test_a_subset_moved_with_its_dataset_finds_it_beside_itself(tmp_path, world, monkeypatch):
     """A project folder (dataset, subset) renamed or copied elsewhere, the subset imported from
     a working directory beside both (``--data data --out "subsets/b é"``): the dataset as typed
@@ -3787,15 +3834,17 @@ def test_export_pick_and_review_refuse_a_label_run_being_written(tmp_path, world
     _, run, _ = world
     out = tmp_path / "export"
     with exclusive(run, "engine label", ".lock-shard1of2"):
-        for call in (
-            lambda: export_annotations(ExportConfig(run=str(run), out=str(out))),
-            lambda: pick_for_annotation(PickConfig(run=str(run), n=1)),
-            lambda: build_review(ReviewConfig(run=str(run), out=str(tmp_path / "review"))),
+        for command, call in (
+            ("annotate export", lambda: export_annotations(ExportConfig(str(run), str(out)))),
+            ("annotate pick", lambda: pick_for_annotation(PickConfig(run=str(run), n=1))),
+            ("review", lambda: build_review(ReviewConfig(str(run), str(tmp_path / "review")))),
         ):
             with pytest.raises(FolderInUse) as e:
                 call()
             assert str(e.value).startswith(f"{run}: engine label (pid {os.getpid()} on ")
-            assert "is writing it now" in str(e.value) and "wait for it to finish" in str(e.value)
+            # a run's pseudo labels, not a subset's annotated masks
+            said = f"is writing it now; engine {command} would read its pseudo labels half written"
+            assert said in str(e.value) and "wait for it to finish" in str(e.value)
     assert not out.exists() and not (tmp_path / "review").exists()
     assert not (run / "pick-test.txt").exists()
     export_annotations(ExportConfig(run=str(run), out=str(out)))  # finished: exported
@@ -4095,6 +4144,21 @@ def test_pick_and_export_refuse_an_image_name_with_a_line_break(tmp_path):
         assert res.exit_code == 2, res.output
         assert " ".join(res.output.split()) == " ".join(said.split())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "run"]
+
+
+def test_several_names_with_a_line_break_are_counted_after_the_first():
+    """The first such name is named and the others counted; one alone is named alone."""
+    from engine.annotate import check_one_line_names
+    from engine.text import LINE_BREAK
+
+    check_one_line_names(["img000", "img001"], Path("run"))  # none: nothing said
+    for stems, said in (
+        (["a", "b\nc"], f"run: image 'b\\nc': {LINE_BREAK}"),
+        (["b\nc", "a", "d\re", "f\n"], f"run: image 'b\\nc' (2 more such): {LINE_BREAK}"),
+    ):
+        with pytest.raises(ValueError) as e:
+            check_one_line_names(stems, Path("run"))
+        assert str(e.value) == said
 
 
 def _import_and_info_refuse_one_clash(

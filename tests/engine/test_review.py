@@ -171,6 +171,18 @@ def test_pred_class_id_without_pred_is_refused(tmp_path, gallery):
         build_review(ReviewConfig(str(run), out=str(tmp_path / "g"), pred_class_id=7))
 
 
+def test_a_gt_or_pred_folder_not_found_is_refused(tmp_path, gallery):
+    """A mistyped --gt or --pred folder is named, before any card is drawn: not a gallery
+    without the annotation's or prediction's panels."""
+    run = gallery.index.parent.parent
+    for opt in ("gt", "pred"):
+        missing = tmp_path / f"no-{opt}"
+        with pytest.raises(FileNotFoundError) as e:
+            build_review(ReviewConfig(str(run), out=str(tmp_path / "g"), **{opt: str(missing)}))
+        assert str(e.value) == f"{missing}: folder given with --{opt} not found"
+    assert not (tmp_path / "g").exists()
+
+
 def test_missing_images_is_clear(tmp_path, gallery):
     run = gallery.index.parent.parent
     empty = tmp_path / "elsewhere"
@@ -631,6 +643,16 @@ def test_a_run_where_every_image_failed_says_so(tmp_path, gallery):
     with pytest.raises(ValueError) as e:
         build_review(ReviewConfig(str(run)))
     assert str(e.value) == f"{run}: no labelled image yet: 1 image failed (see engine info {run})"
+    # with --split, only that split's failures count: test's are not val's
+    with pytest.raises(ValueError) as e:
+        build_review(ReviewConfig(str(run), split="val"))
+    assert str(e.value) == f"{run}: no labelled images to review in split 'val' (splits: none)"
+    with pytest.raises(ValueError) as e:
+        build_review(ReviewConfig(str(run), split="val,test"))
+    assert str(e.value) == (
+        f"{run}: no labelled image yet in splits 'val', 'test': 1 image failed "
+        f"(see engine info {run})"
+    )
     assert not (run / "review").exists()
 
 
@@ -1009,6 +1031,23 @@ def test_a_library_review_config_is_held_to_the_clis_bounds(tmp_path, setting, s
     with pytest.raises(ValueError) as err:
         ReviewConfig(str(tmp_path / "run"), **setting)
     assert str(err.value) == said
+
+
+def test_a_library_review_config_takes_the_clis_bounds_and_defaults(tmp_path):
+    """The bounds themselves are taken (``--thumb 64``, ``--limit 0``, quality 1 and 100), and a
+    library caller's ``ReviewConfig(run)`` draws the gallery ``engine review RUN`` draws: the
+    command's defaults are the config's."""
+    import inspect
+
+    from engine.cli.review import review
+
+    for setting in ({"thumb": 64}, {"limit": 0}, {"quality": 1}, {"quality": 100}):
+        cfg = ReviewConfig(str(tmp_path / "run"), **setting)
+        assert all(getattr(cfg, k) == v for k, v in setting.items()), setting
+    params = inspect.signature(review).parameters
+    default = ReviewConfig(str(tmp_path / "run"))
+    for name in ("out", "data", "pred_class_id", "gt", "thumb", "limit", "detail", "progress"):
+        assert params[name].default.default == getattr(default, name), name
 
 
 def test_unreadable_images_past_the_limit_are_counted_and_long_lists_cut(
