@@ -95,9 +95,11 @@ def test_rank_threads_share_the_cores(monkeypatch):
     assert spawn.rank_threads(0, 1, 2) == 3  # each rank's loader worker takes a core
     assert spawn.rank_threads(0, 4, 4) == 1  # never below one
     assert spawn.rank_threads(3, 0, 2) == 3  # an explicit count wins
+    assert spawn.rank_threads(1, 0, 2) == 1  # one thread asked for is one, not the share
     assert spawn.resolve_processes(0, "cpu") == 8
     assert spawn.resolve_processes(0, "cuda") == 1  # GPUs: torchrun, one process each
     assert spawn.resolve_processes(2, "cpu") == 2
+    assert spawn.resolve_processes(1, "cpu") == 1  # --processes 1: one, not one per core
 
 
 def test_processes_must_not_be_negative():
