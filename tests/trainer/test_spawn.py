@@ -141,6 +141,23 @@ def test_a_rank_sends_its_init_report_and_error_and_only_rank_0_its_result(monke
     assert str(error[1]) == "images/train/im7.png: image file is truncated"
 
 
+def test_train_processes_refuses_one_process_before_starting_any(monkeypatch):
+    """One process is train()'s, not a one-rank DDP group spawned beside the caller: refused
+    at once, no rank started (nothing tested it before the fifty-sixth round's mutation pass)."""
+    import torch.multiprocessing as mp
+
+    from trainer.spawn import train_processes
+
+    def start(*args, **kwargs):
+        raise AssertionError("ranks started")
+
+    monkeypatch.setattr(mp, "start_processes", start)
+    cfg = TrainConfig(data="unused", device="cpu", processes=1)
+    for processes in (0, 1):
+        with pytest.raises(ValueError, match=r"^train_processes needs at least 2 processes; "):
+            train_processes(lambda c: None, cfg, processes)
+
+
 def test_processes_must_not_be_negative():
     with pytest.raises(ValueError, match="processes must be >= 0"):
         TrainConfig(processes=-1)
