@@ -158,6 +158,38 @@ def test_train_processes_refuses_one_process_before_starting_any(monkeypatch):
             train_processes(lambda c: None, cfg, processes)
 
 
+def test_the_parent_passes_the_init_report_on_and_raises_the_first_error(monkeypatch):
+    """What the parent makes of the ranks' messages: the init report to ``on_init`` (none
+    given: dropped), rank 0's result returned, and of several ranks' errors the first raised."""
+    import torch.multiprocessing as mp
+
+    from trainer.spawn import train_processes
+
+    class Ranks:
+        processes = [_EndedRank(101, 0), _EndedRank(102, 0)]
+
+        def join(self, timeout=None) -> bool:
+            return True
+
+    def ranks_sending(*messages):
+        def start(fn, args, nprocs, join, start_method):
+            for message in messages:
+                args[4].put(message)  # the messages queue
+            return Ranks()
+
+        monkeypatch.setattr(mp, "start_processes", start)
+
+    cfg = TrainConfig(data="unused", device="cpu", processes=2)
+    ranks_sending(("init", "report"), ("result", "finished run"))
+    assert train_processes(lambda c: None, cfg, 2) == "finished run"
+    reports = []
+    assert train_processes(lambda c: None, cfg, 2, on_init=reports.append) == "finished run"
+    assert reports == ["report"]
+    ranks_sending(("init", "report"), ("error", ValueError("first")), ("error", OSError("next")))
+    with pytest.raises(ValueError, match="^first$"):
+        train_processes(lambda c: None, cfg, 2)
+
+
 def test_processes_must_not_be_negative():
     with pytest.raises(ValueError, match="processes must be >= 0"):
         TrainConfig(processes=-1)
