@@ -123,9 +123,50 @@ def test_a_rank_killed_without_a_word_is_said_so(group, monkeypatch):
     assert "its own output or its machine's log says why: [" in said
     # rank 0's own errors, and errors of one process, are raised as they are
     own = ValueError("x")
-    assert ranks.peers_error(own) is own
+    assert ranks.peers_error(own) is own and not hasattr(own, "rank_lead")
     monkeypatch.setattr(dist, "is_initialized", lambda: False)
     assert ranks.peers_error(dist.DistBackendError(GLOO)).args == (GLOO,)
+
+
+def test_a_collective_a_peer_ended_is_told_from_a_ranks_own_error(group, monkeypatch):
+    """gloo ends a collective whose peer is gone with a DistBackendError, or on its older paths
+    with a RuntimeError naming gloo, `by peer` or a broken pipe: each is another rank's stop,
+    whose error rank 0 raises in its place. Any other error is the rank's own, told to the
+    others, except in a group of one (nobody to tell). Only DistBackendError was tested before
+    the fifty-sixth round's mutation pass."""
+    assert ranks.collective_failed(dist.DistBackendError(GLOO))
+    for text in (GLOO, "[gloo] timed out", "Connection reset by peer", "Broken pipe"):
+        assert ranks.collective_failed(RuntimeError(text)), text
+    assert not ranks.collective_failed(RuntimeError("CUDA error: device-side assert triggered"))
+    assert not ranks.collective_failed(ValueError("images/by peer.png: image file is truncated"))
+    _on_rank_1(group, ValueError("images/train/im7.png: image file is truncated"))
+    error = ranks.peers_error(RuntimeError(GLOO), wait=0.0)
+    assert str(error) == "images/train/im7.png: image file is truncated"
+    assert error.rank_lead == f"rank 1 of 2 on {socket.gethostname()}: "
+    store = dist.distributed_c10d._get_default_store()
+    store.keys.clear()
+    monkeypatch.setattr(dist, "get_world_size", lambda group=None: 1)
+    ranks.tell_others(ValueError("x"))
+    assert store.keys == {}
+
+
+def test_a_ranks_error_that_reaches_the_store_during_the_wait_is_raised(group, monkeypatch):
+    """The stopped rank writes its error before its process exits, which may be after the
+    collective of the others ended: rank 0 waits up to ``wait`` seconds for it, rather than
+    saying at once that a rank stopped without a word."""
+    store = dist.distributed_c10d._get_default_store()
+    check, calls = store.check, []
+
+    def written_late(keys):
+        calls.append(1)
+        if len(calls) == 3:  # rank 1 is still writing its error at the first two looks
+            _on_rank_1(group, ValueError("images/train/im7.png: image file is truncated"))
+        return check(keys)
+
+    monkeypatch.setattr(store, "check", written_late)
+    error = ranks.peers_error(dist.DistBackendError(GLOO), wait=30.0)
+    assert str(error) == "images/train/im7.png: image file is truncated"
+    assert error.rank_lead == f"rank 1 of 2 on {socket.gethostname()}: "
 
 
 def test_torchruns_sigterm_does_not_cut_short_the_wait_for_a_ranks_error(group, monkeypatch):
@@ -256,6 +297,8 @@ def test_the_layout_is_recorded(group, monkeypatch):
         ],
     }
     assert ranks.layout(1) is None
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")  # a launcher that does not say: unknown, not 1
+    assert ranks.layout(4)["local_world_size"] is None
 
 
 def test_one_process_records_no_layout(tmp_path):

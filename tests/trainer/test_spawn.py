@@ -95,9 +95,99 @@ def test_rank_threads_share_the_cores(monkeypatch):
     assert spawn.rank_threads(0, 1, 2) == 3  # each rank's loader worker takes a core
     assert spawn.rank_threads(0, 4, 4) == 1  # never below one
     assert spawn.rank_threads(3, 0, 2) == 3  # an explicit count wins
+    assert spawn.rank_threads(1, 0, 2) == 1  # one thread asked for is one, not the share
     assert spawn.resolve_processes(0, "cpu") == 8
     assert spawn.resolve_processes(0, "cuda") == 1  # GPUs: torchrun, one process each
     assert spawn.resolve_processes(2, "cpu") == 2
+    assert spawn.resolve_processes(1, "cpu") == 1  # --processes 1: one, not one per core
+
+
+def test_a_rank_sends_its_init_report_and_error_and_only_rank_0_its_result(monkeypatch):
+    """What each rank puts on the parent's queue (:func:`trainer.spawn._rank_main`, run here in
+    this process): every rank its init report and its error, rank 0 alone its result, and the
+    torchrun variables of its rank set first. A rank other than 0 sending the result (or rank 0
+    not sending it) was seen only by the two real-rank tests, which the mutation pass of the
+    fifty-sixth round skips for time."""
+    import os
+
+    from engine import stopping
+    from trainer import spawn
+    from trainer.ranks import RUN_LOCKED_BY_PARENT
+
+    monkeypatch.setattr(stopping, "install", lambda: None)  # this is pytest's process
+    monkeypatch.setattr(spawn, "_exit_with_parent", lambda parent: None)
+    for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
+                 "MASTER_PORT", RUN_LOCKED_BY_PARENT):  # fmt: skip
+        monkeypatch.setenv(name, "")  # restored after the test
+
+    def target(cfg, on_init):
+        on_init(f"report of rank {os.environ['RANK']}")
+        if cfg == "fails":
+            raise ValueError("images/train/im7.png: image file is truncated")
+        return f"result of rank {os.environ['RANK']} of {os.environ['WORLD_SIZE']}"
+
+    sent = {}
+    for rank, cfg in ((0, "trains"), (1, "trains"), (1, "fails")):
+        messages = []
+        queue = type("Queue", (), {"put": staticmethod(messages.append)})
+        spawn._rank_main(rank, target, cfg, 2, 29500, queue, os.getpid())
+        sent[rank, cfg] = messages
+        assert (os.environ["LOCAL_RANK"], os.environ["MASTER_PORT"]) == (str(rank), "29500")
+        assert os.environ[RUN_LOCKED_BY_PARENT] == "1"
+    assert sent[0, "trains"] == [("init", "report of rank 0"), ("result", "result of rank 0 of 2")]
+    assert sent[1, "trains"] == [("init", "report of rank 1")]
+    (init, error) = sent[1, "fails"]
+    assert init == ("init", "report of rank 1") and error[0] == "error"
+    assert str(error[1]) == "images/train/im7.png: image file is truncated"
+
+
+def test_train_processes_refuses_one_process_before_starting_any(monkeypatch):
+    """One process is train()'s, not a one-rank DDP group spawned beside the caller: refused
+    at once, no rank started (nothing tested it before the fifty-sixth round's mutation pass)."""
+    import torch.multiprocessing as mp
+
+    from trainer.spawn import train_processes
+
+    def start(*args, **kwargs):
+        raise AssertionError("ranks started")
+
+    monkeypatch.setattr(mp, "start_processes", start)
+    cfg = TrainConfig(data="unused", device="cpu", processes=1)
+    for processes in (0, 1):
+        with pytest.raises(ValueError, match=r"^train_processes needs at least 2 processes; "):
+            train_processes(lambda c: None, cfg, processes)
+
+
+def test_the_parent_passes_the_init_report_on_and_raises_the_first_error(monkeypatch):
+    """What the parent makes of the ranks' messages: the init report to ``on_init`` (none
+    given: dropped), rank 0's result returned, and of several ranks' errors the first raised."""
+    import torch.multiprocessing as mp
+
+    from trainer.spawn import train_processes
+
+    class Ranks:
+        processes = [_EndedRank(101, 0), _EndedRank(102, 0)]
+
+        def join(self, timeout=None) -> bool:
+            return True
+
+    def ranks_sending(*messages):
+        def start(fn, args, nprocs, join, start_method):
+            for message in messages:
+                args[4].put(message)  # the messages queue
+            return Ranks()
+
+        monkeypatch.setattr(mp, "start_processes", start)
+
+    cfg = TrainConfig(data="unused", device="cpu", processes=2)
+    ranks_sending(("init", "report"), ("result", "finished run"))
+    assert train_processes(lambda c: None, cfg, 2) == "finished run"
+    reports = []
+    assert train_processes(lambda c: None, cfg, 2, on_init=reports.append) == "finished run"
+    assert reports == ["report"]
+    ranks_sending(("init", "report"), ("error", ValueError("first")), ("error", OSError("next")))
+    with pytest.raises(ValueError, match="^first$"):
+        train_processes(lambda c: None, cfg, 2)
 
 
 def test_processes_must_not_be_negative():

@@ -802,6 +802,20 @@ def test_checkpoint_io_errors_and_atomic_write(tmp_path):
         load_checkpoint(tmp_path / "labels")
 
 
+def test_a_checkpoint_of_format_1_loads_and_another_format_is_refused(tmp_path):
+    """The format number is what every checkpoint written so far carries on disk (1): a reader
+    must take a file stamped 1 by hand, not only one its own writer stamped, and refuse another
+    number naming the file (a FORMAT changed in one place read every existing last.pt as
+    foreign, and a check dropped loaded a layout it cannot read)."""
+    core = {"step": 2, "model": {"w": torch.zeros(1)}, "model_config": {}, "taxonomy": {}}
+    torch.save({"format": 1, **core}, tmp_path / "one.pt")
+    assert load_checkpoint(tmp_path / "one.pt")["step"] == 2
+    torch.save({"format": 2, **core}, tmp_path / "two.pt")
+    with pytest.raises(ValueError) as e:
+        load_checkpoint(tmp_path / "two.pt")
+    assert str(e.value) == f"{tmp_path / 'two.pt'}: checkpoint format 2, expected 1"
+
+
 def test_a_file_of_a_training_run_given_as_its_checkpoint_names_last_pt(tmp_path):
     """``engine predict --checkpoint RUN/saved_step.json`` (the record beside last.pt, which
     tab completion offers with it) or another record of the run said "not a readable
