@@ -1542,6 +1542,25 @@ def test_the_command_lines_largest_scale_is_the_librarys() -> None:
     assert parse_scales("0.5,4") == (0.5, 4.0)  # the bound itself is in
 
 
+def _step_image(hw: tuple[int, int]):  # noqa: ANN202
+    """An image of ``hw`` (76 x 100 or twice it, odd or even) bright where rows >= 60 r or
+    columns >= 80 r (r = 1 or 2), and the check that labels keep both steps away from their
+    corner (bilinear weights round there): the column step over all its rows, the row step."""
+    r = hw[0] // 76
+    bright = np.zeros(hw, dtype=bool)
+    bright[60 * r :, :] = True
+    bright[:, 80 * r :] = True
+    image = np.zeros((*hw, 3), dtype=np.uint8)
+    image[..., 1] = np.where(bright, 255, 0)
+    image[..., 0] = 255 - image[..., 1]
+
+    def check(labels: np.ndarray) -> None:
+        assert np.array_equal(labels[: 50 * r], bright[: 50 * r])  # the column step, all its rows
+        assert np.array_equal(labels[:, : 70 * r], bright[:, : 70 * r])  # the row step
+
+    return image, check
+
+
 @pytest.mark.parametrize(
     ("hw", "size"),
     [
@@ -1556,17 +1575,10 @@ def test_labels_keep_their_place_on_an_odd_resized_side(hw, size) -> None:  # no
     parity of the resized size (away from their corner, which bilinear weights round). Before,
     on an odd side the ``ceil(h' / 2)`` grid was stretched onto the image and the boundary came
     1 px early (2 px at 2x)."""
-    r = hw[0] // 76
-    bright = np.zeros(hw, dtype=bool)
-    bright[60 * r :, :] = True
-    bright[:, 80 * r :] = True
-    image = np.zeros((*hw, 3), dtype=np.uint8)
-    image[..., 1] = np.where(bright, 255, 0)
-    image[..., 0] = 255 - image[..., 1]
+    image, check = _step_image(hw)
     labels = predict_label(_Pointwise(), image, size=size)
     assert labels.shape == hw
-    assert np.array_equal(labels[: 50 * r], bright[: 50 * r])  # the column step, all its rows
-    assert np.array_equal(labels[:, : 70 * r], bright[:, : 70 * r])  # the row step
+    check(labels)
 
 
 @pytest.mark.parametrize(
@@ -1588,17 +1600,10 @@ def test_guided_labels_keep_their_place_on_an_odd_resized_side(hw, size, subsamp
     was stretched onto the working resolution (1 px off, 2 px at 2x)."""
     from trainer.inference import GuidedFilter
 
-    r = hw[0] // 76
-    bright = np.zeros(hw, dtype=bool)
-    bright[60 * r :, :] = True
-    bright[:, 80 * r :] = True
-    image = np.zeros((*hw, 3), dtype=np.uint8)
-    image[..., 1] = np.where(bright, 255, 0)
-    image[..., 0] = 255 - image[..., 1]
+    image, check = _step_image(hw)
     blur = GuidedFilter(radius=2 * subsample, eps=100.0, guide="grey", subsample=subsample)
     labels = predict_label(_Pointwise(), image, size=size, guided_filter=blur)
-    assert np.array_equal(labels[: 50 * r], bright[: 50 * r])
-    assert np.array_equal(labels[:, : 70 * r], bright[:, : 70 * r])
+    check(labels)
 
 
 @pytest.mark.parametrize(
@@ -1614,13 +1619,6 @@ def test_test_time_scales_keep_labels_in_place_on_an_odd_side(hw, scales) -> Non
     """Each test-time scale's class maps are brought back to the unaugmented mask grid as the
     image they span, not as the whole grid: with a step on even pixels at every scale the labels
     keep it. Before, an odd side's half-padded cell was stretched over (1 px off at 77 x 101)."""
-    r = hw[0] // 76
-    bright = np.zeros(hw, dtype=bool)
-    bright[60 * r :, :] = True
-    bright[:, 80 * r :] = True
-    image = np.zeros((*hw, 3), dtype=np.uint8)
-    image[..., 1] = np.where(bright, 255, 0)
-    image[..., 0] = 255 - image[..., 1]
+    image, check = _step_image(hw)
     labels = predict_label(_Pointwise(), image, size=None, scales=scales)
-    assert np.array_equal(labels[: 50 * r], bright[: 50 * r])
-    assert np.array_equal(labels[:, : 70 * r], bright[:, : 70 * r])
+    check(labels)
