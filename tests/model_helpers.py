@@ -24,5 +24,19 @@ def save_model(
     return save_checkpoint(path, state)
 
 
+def distinct_head_model(num_classes: int) -> torch.nn.Module:
+    """A tiny MaSSFormer of ``num_classes`` classes (seed 0) whose class-head rows are drawn
+    apart (``normal_``), so that a test sees which row went where."""
+    from trainer.init import class_head_keys
+    from trainer.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("tiny", num_classes)
+    with torch.no_grad():
+        for key in class_head_keys(model):
+            model.state_dict()[key].normal_()
+    return model
+
+
 # torch 2.6 cannot make fake CUDA tensors without a driver (bench.cuda_memory_model)
 needs_fake_cuda = pytest.mark.skipif(bool(fake_cuda_problem()), reason=str(fake_cuda_problem()))

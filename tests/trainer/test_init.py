@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy
 from cli import app
-from tests.model_helpers import save_model
+from tests.model_helpers import distinct_head_model, save_model
 from trainer.init import class_head_keys, class_row_sources, init_from_checkpoint
 from trainer.models import create_model
 
@@ -28,11 +28,7 @@ def _ours(model, taxonomy, path):
 @pytest.fixture(scope="module")
 def seven(tmp_path_factory):
     """A tiny 7-class model with non-trivial class-head rows, saved as a checkpoint."""
-    torch.manual_seed(0)
-    model = create_model("tiny", 7)
-    with torch.no_grad():
-        for key in class_head_keys(model):
-            model.state_dict()[key].normal_()
+    model = distinct_head_model(7)
     return model, _ours(model, MASS13K, tmp_path_factory.mktemp("ck") / "seven.pt")
 
 

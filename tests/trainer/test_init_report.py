@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from annotations.taxonomy import MASS13K
-from tests.model_helpers import save_model
+from tests.model_helpers import distinct_head_model, save_model
 from trainer.init import (
     InitReport,
     architecture_differences,
@@ -26,11 +26,7 @@ SWAPPED = MASS13K.with_new_class("Car").with_new_class("Bicycle")  # Car 7, Bicy
 @pytest.fixture(scope="module")
 def nine(tmp_path_factory):
     """A tiny 9-class model with distinct class-head rows, saved as a checkpoint."""
-    torch.manual_seed(0)
-    model = create_model("tiny", 9)
-    with torch.no_grad():
-        for key in class_head_keys(model):
-            model.state_dict()[key].normal_()
+    model = distinct_head_model(9)
     return model, save_model(tmp_path_factory.mktemp("ck") / "nine.pt", model, NINE)
 
 
