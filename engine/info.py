@@ -1972,7 +1972,7 @@ def _nothing_written_yet(folder: Path) -> tuple[str, int] | None:
     holds none: a run killed or stopped before it wrote anything (problems 1: run it again),
     or one that has not yet (0). Before, it said "no image split folders found", as of a
     wrong folder."""
-    from engine.runlock import LOCK_NAME, _as_shard, last_writer
+    from engine.runlock import LOCK_NAME, as_shard, last_writer
 
     # hidden folders too (a staged write's leftover): not wrote_nothing, whose narrower test keeps
     # the temporaries' removal out of a user's hidden folders (.git, .venv)
@@ -1982,7 +1982,7 @@ def _nothing_written_yet(folder: Path) -> tuple[str, int] | None:
     # holding only theirs (shards starting, or all killed before their first file) said "no
     # image split folders found", exit 2
     locks = sorted(p.name for p in folder.glob(f"{LOCK_NAME}*") if p.is_file())
-    records = [f"{who}{_as_shard(name)}" for name in locks if (who := last_writer(folder, name))]
+    records = [f"{who}{as_shard(name)}" for name in locks if (who := last_writer(folder, name))]
     if not (last := ", ".join(records)):
         if not locks:
             return None

@@ -399,12 +399,13 @@ def check_alone(folder: str | os.PathLike, own: str, beside: tuple[str, ...] = (
     other rather than both going on."""
     held = {name: who for name, who in writers(folder).items() if name not in (own, *beside)}
     if held:
-        names = ", ".join(f"{who}{_as_shard(name)}" for name, who in held.items())
+        names = ", ".join(f"{who}{as_shard(name)}" for name, who in held.items())
         raise FolderInUse(_in_use(Path(folder), names))
 
 
-def _as_shard(name: str) -> str:
-    """`` as shard 1/2`` for a shard's lock file (``.lock-shard1of2``), else nothing."""
+def as_shard(name: str) -> str:
+    """`` as shard 1/2`` for a shard's lock file (``.lock-shard1of2``), else nothing: how
+    :func:`check_alone` names a live shard and ``engine info`` a shard's last writer."""
     index, sep, count = name.removeprefix(f"{LOCK_NAME}-shard").partition("of")
     return f" as shard {index}/{count}" if sep and index.isdigit() and count.isdigit() else ""
 

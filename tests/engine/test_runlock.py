@@ -868,6 +868,24 @@ def test_a_shard_alone_removes_the_temporary_files_and_not_while_another_runs(
     assert not stale.exists()
 
 
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        (".lock-shard1of2", " as shard 1/2"),
+        (".lock-shard12of16", " as shard 12/16"),
+        (LOCK_NAME, ""),
+        (".lock-shardxof2", ""),
+        (".lock-shard1", ""),
+    ],
+)
+def test_a_shards_lock_file_is_named_as_its_shard_by_the_public_helper(name, words) -> None:
+    """``engine info`` names a shard's last writer as ``check_alone`` names a live one: through
+    runlock's public ``as_shard`` (before, info imported the private ``_as_shard``)."""
+    from engine.runlock import as_shard
+
+    assert as_shard(name) == words
+
+
 def test_a_failed_run_that_wrote_a_file_or_beside_a_shard_keeps_new_empty_folders(
     tmp_path: Path,
 ) -> None:
