@@ -1536,21 +1536,25 @@ def render_image_list(path: str | os.PathLike) -> list | None:
     and for a ``.txt`` that YAML reads as a mapping (a dataset spec, read as one). Before the
     fifty-sixth round such a list was read as a dataset spec ("a dataset spec must be a
     mapping")."""
-    from annotations.fileio import read_yaml
-    from engine.annotate import read_stem_list
+    from annotations.fileio import parse_yaml, read_text
+    from engine.annotate import stem_lines
 
     path = Path(path)
     if path.suffix.lower() != ".txt" or not path.is_file():
         return None
+    try:  # read once, as YAML and as a list (before, twice: a list written meanwhile read two ways)
+        text = read_text(path, "image list")
+    except ValueError:
+        return None  # not text: read as a spec, which says why
     try:
-        if isinstance(read_yaml(path, "image list"), dict):
+        if isinstance(parse_yaml(text, path), dict):
             return None
     except ValueError:
         pass  # "a.jpg: b": YAML's error; a list of names all the same
     try:
-        names = [n for n in read_stem_list(path) if not n.startswith("#")]
+        names = [n for n in stem_lines(text, path) if not n.startswith("#")]
     except ValueError:
-        return None  # empty, or not text: read as a spec, which says why
+        return None  # empty: read as a spec, which says why
     twin = path.with_suffix(".json").name
     return [
         f"{path}: a list of {counted(len(names), 'image name')} (no pick record {twin} beside "

@@ -605,6 +605,28 @@ def test_engine_info_on_a_pick_list_says_it_is_one_and_what_takes_it(tmp_path):
     assert res.exit_code == 2 and "unknown keys ['colour']" in res.output, res.output
 
 
+def test_engine_info_reads_an_image_list_once(tmp_path, monkeypatch):
+    """``engine info list.txt`` tells a list of image names from a dataset spec named ``.txt``
+    by reading the file once, as YAML and as lines: before, it read it twice (as YAML, then as
+    a list), so a list written between the reads was read two ways."""
+    from annotations import fileio
+    from engine.info import render_image_list
+
+    listed = tmp_path / "list.txt"
+    listed.write_text("a\nb.jpg\n")
+    reads: list[Path] = []
+    real = fileio.read_bytes
+
+    def counted(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        reads.append(Path(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(fileio, "read_bytes", counted)
+    said = render_image_list(listed)
+    assert said is not None and said[0].startswith(f"{listed}: a list of 2 image names"), said
+    assert reads == [listed]
+
+
 def test_a_training_run_killed_after_logging_its_last_step_is_not_finished(tmp_path):
     """Killed (-9) after logging its last step (40 of 40) but before last.pt held it (it holds
     step 30), or once it did but during the last validation: engine info said "finished",
