@@ -2152,6 +2152,22 @@ def _cannot_tell(folder: Path, doing: str, command: str) -> tuple[str, int]:
     )
 
 
+def _unlocked(folder: str | os.PathLike, stopped: bool) -> list[str]:
+    """The line ``engine info`` adds to an output it tells stopped (``stopped``: no process
+    holds its lock) on a file system that takes no locks (ENOLCK,
+    :func:`engine.runlock.lockless`), where a run goes on unlocked and no lock tells it from
+    one stopped: unfinished either way (exit 1), and run again only once none runs. Before, a
+    label or training run going on there was told stopped, "run engine label again", a second
+    run beside the first."""
+    if not stopped or not lockless(folder):
+        return []
+    return [
+        f"note: {folder}: the file system takes no locks, so engine info cannot tell whether a "
+        "run is writing it now or was stopped: once no engine command runs on it, run that "
+        "command again"
+    ]
+
+
 def describe_output(
     path: str | os.PathLike, splits: list[str] | None = None
 ) -> tuple[str, list, int] | None:
@@ -2207,7 +2223,8 @@ def _describe_output(
             return "a demo folder (engine demo)", render_demo(folder), 0
         if (folder / "data" / "synth.json").is_file() and (folder / "label").is_dir():
             live = writers(folder)  # running now: 0; its lock probed once
-            return "a demo folder (engine demo)", render_unfinished_demo(folder, live), not live
+            rendered = render_unfinished_demo(folder, live)
+            return "a demo folder (engine demo)", rendered + _unlocked(folder, not live), not live
         if outputs := _outputs_within(folder, splits):  # runs/predict/, the demo's label/
             renderables = [r for _, rs, _ in outputs for r in [*rs, ""]][:-1]
             return "a folder of engine outputs", renderables, sum(n for _, _, n in outputs)
@@ -2247,7 +2264,7 @@ def _describe_output(
     if record == "config.yaml":  # a training run before its first logged step
         train = train_run_stats(path)
         live = writers(path)  # its lock probed once: the lines and the exit status agree
-        return what, render_train_run(train, live), not live
+        return what, render_train_run(train, live) + _unlocked(path, not live), not live
     if record == "subset.json":
         rendered, problems = render_subset(path)
         if half := _half_swapped_subset(Path(path)):  # new masks/ beside the old subset.json
@@ -2260,7 +2277,8 @@ def _describe_output(
         # a predict stopped before its last image is a problem (exit 1), as a stopped fusion's
         live = writers(path)  # its lock probed once: the lines and the exit status agree
         stopped = meta.get("status") == "running" and not live
-        return what, render_predictions(path, meta, live), len(failed_images(meta)) + stopped
+        rendered = render_predictions(path, meta, live) + _unlocked(path, stopped)
+        return what, rendered, len(failed_images(meta)) + stopped
     # stopped before its last image or step, no process at it now: unfinished and resumable
     # (exit 1), as a stopped predict, fusion or review; before, exit 0 as if finished
     if record == "run.json":
@@ -2270,11 +2288,12 @@ def _describe_output(
         if live:  # its failed images may be tried again now: not yet said
             return what, rendered, 0  # (before, exit 1 and "run again", refused)
         stopped = any(r.pending or r.missing for r in stats.splits.values())
-        return what, rendered, stats.problems + stopped
+        return what, rendered + _unlocked(path, stopped), stats.problems + stopped
     if record == "metrics.jsonl":
         train = train_run_stats(path)
         live = writers(path)  # its lock probed once: the lines and the exit status agree
-        return what, render_train_run(train, live), not train.finished and not live
+        stopped = not train.finished and not live
+        return what, render_train_run(train, live) + _unlocked(path, stopped), stopped
     if record == "report.json":
         return what, render_report(path), 0
     if record == "review.json":

@@ -1611,6 +1611,42 @@ def test_a_gallery_or_report_drawn_unlocked_is_not_told_stopped(
     assert "which engine info cannot tell on a file system without locks: once no engine " in said
 
 
+def test_a_label_or_training_run_going_on_unlocked_is_not_told_stopped(tmp_path, monkeypatch):
+    """On a file system without locks (ENOLCK) a label or training run goes on unlocked, and
+    engine info told one in progress stopped ("run engine label again to finish", a second run
+    beside the first, which nothing there refuses). As of a folder it wrote nothing in yet, it
+    says it cannot tell, with exit 1 (unfinished, docs/foundation.md's exit codes), not 0 (a
+    run known to be at it); a finished run gets no such line."""
+    import errno
+    import fcntl
+    import json
+
+    from engine.runlock import exclusive
+
+    done = [{"split": s, "stem": f"{s}0", "status": "ok", "config_hash": ""} for s in ("train",)]
+    _, run = _label_run(tmp_path, done)
+    train = tmp_path / "train"
+    train.mkdir()
+    (train / "config.json").write_text(json.dumps({"config": {"iters": 10}}))
+    (train / "metrics.jsonl").write_text(json.dumps({"step": 4, "loss": 1.0}) + "\n")
+
+    def refused(*_: object) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", refused)
+    note = "the file system takes no locks, so engine info cannot tell whether a run is writing"
+    for folder, command in ((run, "engine label"), (train, "engine train")):
+        with exclusive(folder, command):  # going on, unlocked: its .lock empty
+            res, said = _info(["info", str(folder), "--no-progress"])
+        assert res.exit_code == 1, res.output
+        assert f"note: {folder}: {note} it now or was stopped: once no engine command runs on " \
+            "it, run that command again" in said, said
+    (train / "metrics.jsonl").write_text(json.dumps({"step": 10, "loss": 1.0}) + "\n")
+    with exclusive(train, "engine train"):
+        res, said = _info(["info", str(train), "--no-progress"])
+    assert res.exit_code == 0 and note not in said, res.output
+
+
 def test_a_label_run_whose_shards_wrote_nothing_yet_names_them(tmp_path):
     """Shards of one label run (``--shard i/n``, each holding its own ``.lock-shardIofN``)
     starting, or all killed before their first file (crash-injection, second pass: engine info
