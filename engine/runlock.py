@@ -140,7 +140,7 @@ def exclusive(
                 for made in created:
                     made.rmdir()
         return
-    from annotations.fileio import own_file, same_file  # not at import: it imports OpenCV
+    from annotations.fileio import folder_locked, own_file, same_file  # not at import: OpenCV
 
     path = folder / name
     # a link (a copy made with cp -rs) becomes the folder's own file before it is locked: the
@@ -208,8 +208,13 @@ def exclusive(
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, json.dumps(record).encode("utf-8"), 0)
             _HELD.add(fd)
-            if any((folder / r).exists() for r in own) or wrote_nothing(folder):
-                remove_temporaries(folder, name)
+            # under a brief lock on the folder, which every run holding its lock passes before
+            # it writes: a shard taking its lock just after this one found no other held would
+            # otherwise write beside the removal, which listed its new temporary files and
+            # removed them under it (two shards starting at one instant)
+            with folder_locked(folder):
+                if any((folder / r).exists() for r in own) or wrote_nothing(folder):
+                    remove_temporaries(folder, name)
             with contextlib.suppress(OSError):
                 found = _listing(folder, name)
         try:
@@ -474,7 +479,10 @@ def remove_temporaries(folder: Path, own: str = LOCK_NAME) -> int:
     one per file it was writing, and no rerun removed them (a 13K-image run killed and resumed
     again and again piled them up). A shard removes them too while no other shard runs: before
     the forty-seventh round only a run without ``--shard`` did, so a sharded run whose killed
-    shard was rerun to the end kept them. Returns how many."""
+    shard was rerun to the end kept them. :func:`exclusive` calls it under a brief lock on the
+    folder (:func:`annotations.fileio.folder_locked`) that every run passes once it holds its
+    lock, before it writes: a shard whose lock was taken after the check above waits. Returns
+    how many."""
     if others_writing(folder, own):
         return 0
     removed = 0
