@@ -788,6 +788,17 @@ def made_with(env: object) -> str:
     return "; ".join(parts)
 
 
+# which of a label run's files hold what (docs/labeler.md, "Outputs"): the confidence map is
+# its own file, which the instances (binary masks, rounded scores) cannot rebuild; before, info
+# named none, and a user who kept instances/ alone lost the confidence for good
+LABEL_RUN_FILES = (
+    "labels/SPLIT/STEM.png: the pseudo label (0 not the class, 1 the class, 255 uncertain); "
+    "confidence/SPLIT/STEM.png: each pixel's confidence (0..255), which the instances cannot "
+    "rebuild; instances/SPLIT/STEM.json: each instance's box, scores, prompt and binary mask; "
+    "manifest.jsonl: each image's attempts; run.json: the settings and models"
+)
+
+
 def render_label_run(
     stats: LabelRunStats, failures_shown: int = 5, live: dict[str, str] | None = None
 ) -> list:
@@ -806,6 +817,7 @@ def render_label_run(
         head.add_row(key, ", ".join(map(str, value)) if isinstance(value, list) else str(value))
     head.add_row("settings hash", stats.config_hash)
     head.add_row("dataset", str(stats.data_root) if stats.data_root else "not recorded")
+    head.add_row("files", LABEL_RUN_FILES)
     add_made_with(head, stats.environment)
     for stage, sec in stats.seconds.items():
         head.add_row(f"{stage} (per image)", f"{sec:.3f} s")

@@ -869,6 +869,22 @@ def _label_run(tmp_path: Path, records: list[dict]) -> tuple[Path, Path]:
     return data, run
 
 
+def test_a_label_run_names_which_files_hold_what(tmp_path: Path):
+    """``engine info RUN`` names the run's files and what each holds, the confidence map among
+    them as a file of its own that the instances cannot rebuild (docs/labeler.md, "Outputs"):
+    before, it named none, and a user who kept ``instances/`` alone lost the confidence."""
+    from engine.info import LABEL_RUN_FILES
+
+    done = [{"split": "train", "stem": "train0", "status": "ok", "config_hash": ""}]
+    _, run = _label_run(tmp_path, done)
+    res, said = _info(["info", str(run), "--no-progress"], "500")
+    assert f"│ files │ {LABEL_RUN_FILES}" in said, said
+    for part in ("labels/SPLIT/STEM.png: the pseudo label", "instances/SPLIT/STEM.json: each "
+                 "instance's box, scores, prompt and binary mask", "confidence/SPLIT/STEM.png: "
+                 "each pixel's confidence (0..255), which the instances cannot rebuild"):  # fmt: skip
+        assert part in LABEL_RUN_FILES
+
+
 def test_a_label_run_where_every_image_failed_is_shown_with_the_reasons(tmp_path: Path):
     """Before: "not a label run (expected labels/<split>/ ...); it is a label run", exit 2."""
     import json
