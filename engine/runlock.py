@@ -10,7 +10,9 @@ line naming the folder and the process that holds it.
 
 The operating system releases the lock when its process ends, however it ends, so a killed run
 leaves no stale lock: the next run takes it. A process forked during the run (a DataLoader
-worker) closes its copy of the lock at once, so it never holds a folder past its run. The file
+worker) closes its copy of the lock at once, so it never holds a folder past its run; one
+spawned to write the run (``engine train --processes``' ranks) holds it too, until it ends
+(:func:`passed_locks`). The file
 itself stays after a run that changed the folder; it holds the holder's pid, host, command and
 start time, for the message, and the folder it locked (a hard-linked copy's is told apart).
 Where ``flock`` does not exist (Windows) or the file system refuses it, the run goes on
@@ -60,6 +62,41 @@ def _close_held() -> None:
 
 if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork (and no flock)
     os.register_at_fork(after_in_child=_close_held)
+
+
+class _Passed:
+    """A lock file this process holds, in the arguments of a process it spawns: pickled as the
+    child is spawned, its descriptor among those the child gets (as multiprocessing passes a
+    pipe), and unpickled there as that descriptor (:func:`passed_locks`)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __reduce__(self) -> tuple:
+        from multiprocessing import reduction
+
+        return _received, (reduction.DupFd(self.fd),)
+
+
+def _received(dup: Any) -> int:
+    return dup.detach()
+
+
+def passed_locks() -> list:
+    """The lock files this process holds (:func:`exclusive`), to pass in the arguments of a
+    process it spawns to write the same run (``engine train --processes``' ranks), which
+    holds them with :func:`hold_passed`: the run's folder stays locked until the last of them
+    ends. Before, a rank (spawned: none of the parent's descriptors) wrote on for up to a
+    second after its parent's SIGKILL, until its watchdog ended it, while a rerun took the
+    free lock and started beside it. Empty where nothing is held (Windows: no flock)."""
+    return [_Passed(fd) for fd in sorted(_HELD)]
+
+
+def hold_passed(fds: list) -> None:
+    """Hold the lock files :func:`passed_locks` passed to this spawned process (their
+    descriptors, unpickled) until it ends: closed in a child forked from it (a DataLoader
+    worker) as this process's own are."""
+    _HELD.update(fds)
 
 
 class FolderInUse(RuntimeError):
