@@ -1290,7 +1290,14 @@ _TRAILING_TABS = re.compile(r"[ \t]*\t[ \t]*(?=\r?$)", re.MULTILINE)
 def read_yaml(path: str | os.PathLike, what: str = "YAML file") -> Any:
     """The parsed YAML of ``path`` (``yaml.safe_load``: None for an empty file), with
     :func:`read_text`'s errors and a one-line parse error."""
-    text = _TRAILING_TABS.sub("", read_text(path, what))
+    return parse_yaml(read_text(path, what), path)
+
+
+def parse_yaml(text: str, path: str | os.PathLike) -> Any:
+    """:func:`read_yaml` of ``text``, read from ``path`` (named in the parse error): for a
+    caller that reads the text as something else too (``engine info`` on a ``.txt`` that is a
+    dataset spec or a list of image names), once."""
+    text = _TRAILING_TABS.sub("", text)
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as e:

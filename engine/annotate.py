@@ -1623,7 +1623,11 @@ def read_stem_list(path: str | os.PathLike) -> list[str]:
     path = Path(path)
     # UTF-8 with Notepad's byte-order mark or UTF-16 (PowerShell's `ls -Name > list.txt`): read;
     # another encoding refused naming the line (before, a Python codec error)
-    text = read_text(path, "image list")
+    return stem_lines(read_text(path, "image list"), path)
+
+
+def stem_lines(text: str, path: str | os.PathLike) -> list[str]:
+    """:func:`read_stem_list` of ``text``, read from ``path`` (named in its error)."""
     stems = [ln.strip() for ln in text.splitlines()]
     stems = [s for s in stems if s]
     if all(s.startswith("#") for s in stems):
@@ -1669,4 +1673,5 @@ __all__ = [
     "import_annotations",
     "pick_for_annotation",
     "read_stem_list",
+    "stem_lines",
 ]

@@ -788,6 +788,17 @@ def made_with(env: object) -> str:
     return "; ".join(parts)
 
 
+# which of a label run's files hold what (docs/labeler.md, "Outputs"): the confidence map is
+# its own file, which the instances (binary masks, rounded scores) cannot rebuild; before, info
+# named none, and a user who kept instances/ alone lost the confidence for good
+LABEL_RUN_FILES = (
+    "labels/SPLIT/STEM.png: the pseudo label (0 not the class, 1 the class, 255 uncertain); "
+    "confidence/SPLIT/STEM.png: each pixel's confidence (0..255), which the instances cannot "
+    "rebuild; instances/SPLIT/STEM.json: each instance's box, scores, prompt and binary mask; "
+    "manifest.jsonl: each image's attempts; run.json: the settings and models"
+)
+
+
 def render_label_run(
     stats: LabelRunStats, failures_shown: int = 5, live: dict[str, str] | None = None
 ) -> list:
@@ -806,6 +817,7 @@ def render_label_run(
         head.add_row(key, ", ".join(map(str, value)) if isinstance(value, list) else str(value))
     head.add_row("settings hash", stats.config_hash)
     head.add_row("dataset", str(stats.data_root) if stats.data_root else "not recorded")
+    head.add_row("files", LABEL_RUN_FILES)
     add_made_with(head, stats.environment)
     for stage, sec in stats.seconds.items():
         head.add_row(f"{stage} (per image)", f"{sec:.3f} s")
@@ -1536,21 +1548,25 @@ def render_image_list(path: str | os.PathLike) -> list | None:
     and for a ``.txt`` that YAML reads as a mapping (a dataset spec, read as one). Before the
     fifty-sixth round such a list was read as a dataset spec ("a dataset spec must be a
     mapping")."""
-    from annotations.fileio import read_yaml
-    from engine.annotate import read_stem_list
+    from annotations.fileio import parse_yaml, read_text
+    from engine.annotate import stem_lines
 
     path = Path(path)
     if path.suffix.lower() != ".txt" or not path.is_file():
         return None
+    try:  # read once, as YAML and as a list (before, twice: a list written meanwhile read two ways)
+        text = read_text(path, "image list")
+    except ValueError:
+        return None  # not text: read as a spec, which says why
     try:
-        if isinstance(read_yaml(path, "image list"), dict):
+        if isinstance(parse_yaml(text, path), dict):
             return None
     except ValueError:
         pass  # "a.jpg: b": YAML's error; a list of names all the same
     try:
-        names = [n for n in read_stem_list(path) if not n.startswith("#")]
+        names = [n for n in stem_lines(text, path) if not n.startswith("#")]
     except ValueError:
-        return None  # empty, or not text: read as a spec, which says why
+        return None  # empty: read as a spec, which says why
     twin = path.with_suffix(".json").name
     return [
         f"{path}: a list of {counted(len(names), 'image name')} (no pick record {twin} beside "
@@ -1972,7 +1988,7 @@ def _nothing_written_yet(folder: Path) -> tuple[str, int] | None:
     holds none: a run killed or stopped before it wrote anything (problems 1: run it again),
     or one that has not yet (0). Before, it said "no image split folders found", as of a
     wrong folder."""
-    from engine.runlock import LOCK_NAME, _as_shard, last_writer
+    from engine.runlock import LOCK_NAME, as_shard, last_writer
 
     # hidden folders too (a staged write's leftover): not wrote_nothing, whose narrower test keeps
     # the temporaries' removal out of a user's hidden folders (.git, .venv)
@@ -1982,7 +1998,7 @@ def _nothing_written_yet(folder: Path) -> tuple[str, int] | None:
     # holding only theirs (shards starting, or all killed before their first file) said "no
     # image split folders found", exit 2
     locks = sorted(p.name for p in folder.glob(f"{LOCK_NAME}*") if p.is_file())
-    records = [f"{who}{_as_shard(name)}" for name in locks if (who := last_writer(folder, name))]
+    records = [f"{who}{as_shard(name)}" for name in locks if (who := last_writer(folder, name))]
     if not (last := ", ".join(records)):
         if not locks:
             return None
@@ -2148,6 +2164,22 @@ def _cannot_tell(folder: Path, doing: str, command: str) -> tuple[str, int]:
     )
 
 
+def _unlocked(folder: str | os.PathLike, stopped: bool) -> list[str]:
+    """The line ``engine info`` adds to an output it tells stopped (``stopped``: no process
+    holds its lock) on a file system that takes no locks (ENOLCK,
+    :func:`engine.runlock.lockless`), where a run goes on unlocked and no lock tells it from
+    one stopped: unfinished either way (exit 1), and run again only once none runs. Before, a
+    label or training run going on there was told stopped, "run engine label again", a second
+    run beside the first."""
+    if not stopped or not lockless(folder):
+        return []
+    return [
+        f"note: {folder}: the file system takes no locks, so engine info cannot tell whether a "
+        "run is writing it now or was stopped: once no engine command runs on it, run that "
+        "command again"
+    ]
+
+
 def describe_output(
     path: str | os.PathLike, splits: list[str] | None = None
 ) -> tuple[str, list, int] | None:
@@ -2203,7 +2235,8 @@ def _describe_output(
             return "a demo folder (engine demo)", render_demo(folder), 0
         if (folder / "data" / "synth.json").is_file() and (folder / "label").is_dir():
             live = writers(folder)  # running now: 0; its lock probed once
-            return "a demo folder (engine demo)", render_unfinished_demo(folder, live), not live
+            rendered = render_unfinished_demo(folder, live)
+            return "a demo folder (engine demo)", rendered + _unlocked(folder, not live), not live
         if outputs := _outputs_within(folder, splits):  # runs/predict/, the demo's label/
             renderables = [r for _, rs, _ in outputs for r in [*rs, ""]][:-1]
             return "a folder of engine outputs", renderables, sum(n for _, _, n in outputs)
@@ -2243,7 +2276,7 @@ def _describe_output(
     if record == "config.yaml":  # a training run before its first logged step
         train = train_run_stats(path)
         live = writers(path)  # its lock probed once: the lines and the exit status agree
-        return what, render_train_run(train, live), not live
+        return what, render_train_run(train, live) + _unlocked(path, not live), not live
     if record == "subset.json":
         rendered, problems = render_subset(path)
         if half := _half_swapped_subset(Path(path)):  # new masks/ beside the old subset.json
@@ -2256,7 +2289,8 @@ def _describe_output(
         # a predict stopped before its last image is a problem (exit 1), as a stopped fusion's
         live = writers(path)  # its lock probed once: the lines and the exit status agree
         stopped = meta.get("status") == "running" and not live
-        return what, render_predictions(path, meta, live), len(failed_images(meta)) + stopped
+        rendered = render_predictions(path, meta, live) + _unlocked(path, stopped)
+        return what, rendered, len(failed_images(meta)) + stopped
     # stopped before its last image or step, no process at it now: unfinished and resumable
     # (exit 1), as a stopped predict, fusion or review; before, exit 0 as if finished
     if record == "run.json":
@@ -2266,11 +2300,12 @@ def _describe_output(
         if live:  # its failed images may be tried again now: not yet said
             return what, rendered, 0  # (before, exit 1 and "run again", refused)
         stopped = any(r.pending or r.missing for r in stats.splits.values())
-        return what, rendered, stats.problems + stopped
+        return what, rendered + _unlocked(path, stopped), stats.problems + stopped
     if record == "metrics.jsonl":
         train = train_run_stats(path)
         live = writers(path)  # its lock probed once: the lines and the exit status agree
-        return what, render_train_run(train, live), not train.finished and not live
+        stopped = not train.finished and not live
+        return what, render_train_run(train, live) + _unlocked(path, stopped), stopped
     if record == "report.json":
         return what, render_report(path), 0
     if record == "review.json":

@@ -10,7 +10,9 @@ line naming the folder and the process that holds it.
 
 The operating system releases the lock when its process ends, however it ends, so a killed run
 leaves no stale lock: the next run takes it. A process forked during the run (a DataLoader
-worker) closes its copy of the lock at once, so it never holds a folder past its run. The file
+worker) closes its copy of the lock at once, so it never holds a folder past its run; one
+spawned to write the run (``engine train --processes``' ranks) holds it too, until it ends
+(:func:`passed_locks`). The file
 itself stays after a run that changed the folder; it holds the holder's pid, host, command and
 start time, for the message, and the folder it locked (a hard-linked copy's is told apart).
 Where ``flock`` does not exist (Windows) or the file system refuses it, the run goes on
@@ -60,6 +62,41 @@ def _close_held() -> None:
 
 if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork (and no flock)
     os.register_at_fork(after_in_child=_close_held)
+
+
+class _Passed:
+    """A lock file this process holds, in the arguments of a process it spawns: pickled as the
+    child is spawned, its descriptor among those the child gets (as multiprocessing passes a
+    pipe), and unpickled there as that descriptor (:func:`passed_locks`)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __reduce__(self) -> tuple:
+        from multiprocessing import reduction
+
+        return _received, (reduction.DupFd(self.fd),)
+
+
+def _received(dup: Any) -> int:
+    return dup.detach()
+
+
+def passed_locks() -> list:
+    """The lock files this process holds (:func:`exclusive`), to pass in the arguments of a
+    process it spawns to write the same run (``engine train --processes``' ranks), which
+    holds them with :func:`hold_passed`: the run's folder stays locked until the last of them
+    ends. Before, a rank (spawned: none of the parent's descriptors) wrote on for up to a
+    second after its parent's SIGKILL, until its watchdog ended it, while a rerun took the
+    free lock and started beside it. Empty where nothing is held (Windows: no flock)."""
+    return [_Passed(fd) for fd in sorted(_HELD)]
+
+
+def hold_passed(fds: list) -> None:
+    """Hold the lock files :func:`passed_locks` passed to this spawned process (their
+    descriptors, unpickled) until it ends: closed in a child forked from it (a DataLoader
+    worker) as this process's own are."""
+    _HELD.update(fds)
 
 
 class FolderInUse(RuntimeError):
@@ -140,7 +177,7 @@ def exclusive(
                 for made in created:
                     made.rmdir()
         return
-    from annotations.fileio import own_file, same_file  # not at import: it imports OpenCV
+    from annotations.fileio import folder_locked, own_file, same_file  # not at import: OpenCV
 
     path = folder / name
     # a link (a copy made with cp -rs) becomes the folder's own file before it is locked: the
@@ -208,8 +245,13 @@ def exclusive(
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, json.dumps(record).encode("utf-8"), 0)
             _HELD.add(fd)
-            if any((folder / r).exists() for r in own) or wrote_nothing(folder):
-                remove_temporaries(folder, name)
+            # under a brief lock on the folder, which every run holding its lock passes before
+            # it writes: a shard taking its lock just after this one found no other held would
+            # otherwise write beside the removal, which listed its new temporary files and
+            # removed them under it (two shards starting at one instant)
+            with folder_locked(folder):
+                if any((folder / r).exists() for r in own) or wrote_nothing(folder):
+                    remove_temporaries(folder, name)
             with contextlib.suppress(OSError):
                 found = _listing(folder, name)
         try:
@@ -399,12 +441,13 @@ def check_alone(folder: str | os.PathLike, own: str, beside: tuple[str, ...] = (
     other rather than both going on."""
     held = {name: who for name, who in writers(folder).items() if name not in (own, *beside)}
     if held:
-        names = ", ".join(f"{who}{_as_shard(name)}" for name, who in held.items())
+        names = ", ".join(f"{who}{as_shard(name)}" for name, who in held.items())
         raise FolderInUse(_in_use(Path(folder), names))
 
 
-def _as_shard(name: str) -> str:
-    """`` as shard 1/2`` for a shard's lock file (``.lock-shard1of2``), else nothing."""
+def as_shard(name: str) -> str:
+    """`` as shard 1/2`` for a shard's lock file (``.lock-shard1of2``), else nothing: how
+    :func:`check_alone` names a live shard and ``engine info`` a shard's last writer."""
     index, sep, count = name.removeprefix(f"{LOCK_NAME}-shard").partition("of")
     return f" as shard {index}/{count}" if sep and index.isdigit() and count.isdigit() else ""
 
@@ -473,7 +516,10 @@ def remove_temporaries(folder: Path, own: str = LOCK_NAME) -> int:
     one per file it was writing, and no rerun removed them (a 13K-image run killed and resumed
     again and again piled them up). A shard removes them too while no other shard runs: before
     the forty-seventh round only a run without ``--shard`` did, so a sharded run whose killed
-    shard was rerun to the end kept them. Returns how many."""
+    shard was rerun to the end kept them. :func:`exclusive` calls it under a brief lock on the
+    folder (:func:`annotations.fileio.folder_locked`) that every run passes once it holds its
+    lock, before it writes: a shard whose lock was taken after the check above waits. Returns
+    how many."""
     if others_writing(folder, own):
         return 0
     removed = 0

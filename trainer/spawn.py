@@ -81,14 +81,18 @@ def _rank_main(
     port: int,
     messages: Any,
     parent: int,
+    locks: list | None = None,
 ) -> None:
     """One spawned rank: the torchrun environment, then ``target(cfg, on_init=...)``
     (:func:`trainer.train.train`, passed in so this module does not import it). A SIGTERM
     (the scheduler's to the whole process group, or the parent's passed on) stops every rank at
     the same step's end, checkpointed, as in one process (:mod:`engine.stopping`); the rank is
-    this engine's own process, so the handler is no library caller's business."""
-    from engine import stopping
+    this engine's own process, so the handler is no library caller's business. ``locks``: the
+    run folder's lock files the parent holds (:func:`engine.runlock.passed_locks`), held here
+    too, so that a rank orphaned by its parent's SIGKILL keeps a rerun out until it exits."""
+    from engine import runlock, stopping
 
+    runlock.hold_passed(locks or [])
     stopping.install()
     _exit_with_parent(parent)
     os.environ.update(
@@ -162,7 +166,7 @@ def train_processes(
     process. Raises the first exception any rank raised."""
     import torch.multiprocessing as mp
 
-    from engine import stopping
+    from engine import runlock, stopping
 
     if processes < 2:
         raise ValueError("train_processes needs at least 2 processes; call train() for one")
@@ -175,9 +179,10 @@ def train_processes(
     stopping.start_resource_tracker()  # before the ranks, which share it: SIGHUP spares it
     ctx = mp.get_context("spawn")  # fork would copy torch's OpenMP pool into the children
     messages = ctx.SimpleQueue()
+    locks = runlock.passed_locks()  # the run folder's: held by the ranks too, till they end
     procs = mp.start_processes(
         _rank_main,
-        args=(target, rank_cfg, processes, _free_port(), messages, os.getpid()),
+        args=(target, rank_cfg, processes, _free_port(), messages, os.getpid(), locks),
         nprocs=processes,
         join=False,
         start_method="spawn",

@@ -605,6 +605,28 @@ def test_engine_info_on_a_pick_list_says_it_is_one_and_what_takes_it(tmp_path):
     assert res.exit_code == 2 and "unknown keys ['colour']" in res.output, res.output
 
 
+def test_engine_info_reads_an_image_list_once(tmp_path, monkeypatch):
+    """``engine info list.txt`` tells a list of image names from a dataset spec named ``.txt``
+    by reading the file once, as YAML and as lines: before, it read it twice (as YAML, then as
+    a list), so a list written between the reads was read two ways."""
+    from annotations import fileio
+    from engine.info import render_image_list
+
+    listed = tmp_path / "list.txt"
+    listed.write_text("a\nb.jpg\n")
+    reads: list[Path] = []
+    real = fileio.read_bytes
+
+    def counted(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        reads.append(Path(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(fileio, "read_bytes", counted)
+    said = render_image_list(listed)
+    assert said is not None and said[0].startswith(f"{listed}: a list of 2 image names"), said
+    assert reads == [listed]
+
+
 def test_a_training_run_killed_after_logging_its_last_step_is_not_finished(tmp_path):
     """Killed (-9) after logging its last step (40 of 40) but before last.pt held it (it holds
     step 30), or once it did but during the last validation: engine info said "finished",
@@ -845,6 +867,22 @@ def _label_run(tmp_path: Path, records: list[dict]) -> tuple[Path, Path]:
     make_run(run, data, {}, (4, 5))  # run.json only, where nothing was labelled
     (run / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     return data, run
+
+
+def test_a_label_run_names_which_files_hold_what(tmp_path: Path):
+    """``engine info RUN`` names the run's files and what each holds, the confidence map among
+    them as a file of its own that the instances cannot rebuild (docs/labeler.md, "Outputs"):
+    before, it named none, and a user who kept ``instances/`` alone lost the confidence."""
+    from engine.info import LABEL_RUN_FILES
+
+    done = [{"split": "train", "stem": "train0", "status": "ok", "config_hash": ""}]
+    _, run = _label_run(tmp_path, done)
+    res, said = _info(["info", str(run), "--no-progress"], "500")
+    assert f"│ files │ {LABEL_RUN_FILES}" in said, said
+    for part in ("labels/SPLIT/STEM.png: the pseudo label", "instances/SPLIT/STEM.json: each "
+                 "instance's box, scores, prompt and binary mask", "confidence/SPLIT/STEM.png: "
+                 "each pixel's confidence (0..255), which the instances cannot rebuild"):  # fmt: skip
+        assert part in LABEL_RUN_FILES
 
 
 def test_a_label_run_where_every_image_failed_is_shown_with_the_reasons(tmp_path: Path):
@@ -1587,6 +1625,42 @@ def test_a_gallery_or_report_drawn_unlocked_is_not_told_stopped(
         f"{folder}: not finished: {command} is drawing it (1 " in said
     )
     assert "which engine info cannot tell on a file system without locks: once no engine " in said
+
+
+def test_a_label_or_training_run_going_on_unlocked_is_not_told_stopped(tmp_path, monkeypatch):
+    """On a file system without locks (ENOLCK) a label or training run goes on unlocked, and
+    engine info told one in progress stopped ("run engine label again to finish", a second run
+    beside the first, which nothing there refuses). As of a folder it wrote nothing in yet, it
+    says it cannot tell, with exit 1 (unfinished, docs/foundation.md's exit codes), not 0 (a
+    run known to be at it); a finished run gets no such line."""
+    import errno
+    import fcntl
+    import json
+
+    from engine.runlock import exclusive
+
+    done = [{"split": s, "stem": f"{s}0", "status": "ok", "config_hash": ""} for s in ("train",)]
+    _, run = _label_run(tmp_path, done)
+    train = tmp_path / "train"
+    train.mkdir()
+    (train / "config.json").write_text(json.dumps({"config": {"iters": 10}}))
+    (train / "metrics.jsonl").write_text(json.dumps({"step": 4, "loss": 1.0}) + "\n")
+
+    def refused(*_: object) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", refused)
+    note = "the file system takes no locks, so engine info cannot tell whether a run is writing"
+    for folder, command in ((run, "engine label"), (train, "engine train")):
+        with exclusive(folder, command):  # going on, unlocked: its .lock empty
+            res, said = _info(["info", str(folder), "--no-progress"])
+        assert res.exit_code == 1, res.output
+        assert f"note: {folder}: {note} it now or was stopped: once no engine command runs on " \
+            "it, run that command again" in said, said
+    (train / "metrics.jsonl").write_text(json.dumps({"step": 10, "loss": 1.0}) + "\n")
+    with exclusive(train, "engine train"):
+        res, said = _info(["info", str(train), "--no-progress"])
+    assert res.exit_code == 0 and note not in said, res.output
 
 
 def test_a_label_run_whose_shards_wrote_nothing_yet_names_them(tmp_path):

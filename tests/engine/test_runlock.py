@@ -297,7 +297,9 @@ def test_a_refused_run_whose_lock_file_was_removed_meanwhile_removes_the_one_it_
     monkeypatch.setattr(fcntl, "flock", flock)
     with pytest.raises(ValueError, match="B"), exclusive(folder, "engine fuse"):
         raise ValueError("B: bad input")
-    assert len(calls) == 2  # the removed file, then the new one
+    # the removed file, then the new one (then the folder's brief lock, blocking, before the
+    # temporaries' removal)
+    assert calls.count(fcntl.LOCK_EX | fcntl.LOCK_NB) == 2
     assert list(folder.iterdir()) == []
 
 
@@ -866,6 +868,71 @@ def test_a_shard_alone_removes_the_temporary_files_and_not_while_another_runs(
     with exclusive(run, "engine label", ".lock-shard1of2", own=("run.json",)):
         pass
     assert not stale.exists()
+
+
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        (".lock-shard1of2", " as shard 1/2"),
+        (".lock-shard12of16", " as shard 12/16"),
+        (LOCK_NAME, ""),
+        (".lock-shardxof2", ""),
+        (".lock-shard1", ""),
+    ],
+)
+def test_a_shards_lock_file_is_named_as_its_shard_by_the_public_helper(name, words) -> None:
+    """``engine info`` names a shard's last writer as ``check_alone`` names a live one: through
+    runlock's public ``as_shard`` (before, info imported the private ``_as_shard``)."""
+    from engine.runlock import as_shard
+
+    assert as_shard(name) == words
+
+
+def test_a_shard_starting_as_another_removes_temporaries_keeps_the_new_shards_files(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Two shards of a label run starting at one instant: shard 0 found no other shard's lock
+    held and walked the folder for killed runs' temporaries; shard 1 took its lock meanwhile
+    and began writing (its run.json's ``.run.json.*.tmp``), which shard 0's walk listed and
+    removed: shard 1's write failed. A shard now passes a brief lock on the folder once it
+    holds its own, which the removal holds: shard 1 writes once shard 0 has removed. Forced
+    here: shard 1 starts (a thread, its own lock file) once shard 0 has checked, before it
+    walks."""
+    import threading
+    import time
+
+    from engine import runlock
+
+    run = tmp_path / "run"
+    stale = run / "labels/train/.a.png.x_9yz0ab.tmp"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"x")
+    (run / "run.json").write_text("{}")
+    live = run / ".run.json.live0001.tmp"
+    wrote = threading.Event()
+
+    def shard1() -> None:
+        with exclusive(run, "engine label", ".lock-shard1of2", own=("run.json",)):
+            live.write_bytes(b"{}")  # its first write going on
+            wrote.set()
+            time.sleep(0.5)  # still writing while shard 0 goes on
+
+    real, other = runlock.temporaries, threading.Thread(target=shard1)
+
+    def walked_once_shard1_started(folder):  # noqa: ANN001, ANN202
+        if not other.is_alive():
+            other.start()
+            deadline = time.monotonic() + 10
+            while not runlock._held_by(run / ".lock-shard1of2") and time.monotonic() < deadline:
+                time.sleep(0.01)
+            wrote.wait(1)  # shard 1 writing at once before the fix; waits for the walk after
+        return real(folder)
+
+    monkeypatch.setattr(runlock, "temporaries", walked_once_shard1_started)
+    with exclusive(run, "engine label", ".lock-shard0of2", own=("run.json",)):
+        pass
+    other.join()
+    assert wrote.is_set() and live.exists() and not stale.exists()
 
 
 def test_a_failed_run_that_wrote_a_file_or_beside_a_shard_keeps_new_empty_folders(

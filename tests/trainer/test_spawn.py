@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -204,21 +206,44 @@ def _running(pid: int) -> bool:
     return "\nState:\tZ" not in status
 
 
+def _holds(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` has the file ``path`` open (one of its descriptors leads there)."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False  # gone
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path):
+                return True
+    return False
+
+
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
 def test_ranks_exit_when_their_parent_is_killed(tmp_path):
     """SIGKILL (or SIGTERM) on the parent cannot stop its ranks; they must not train on as
     orphans. torch's spawn sends them SIGINT when their parent dies, but a command started in
     the background by a script (`cmd &`, no job control) ignores SIGINT, and so do its ranks:
-    an `engine demo-pretrain` run that way and killed left its 2 ranks training for 40 min."""
+    an `engine demo-pretrain` run that way and killed left its 2 ranks training for 40 min.
+
+    Until they exit (within a second) they hold the run folder's lock with their parent: a
+    rerun started meanwhile is refused (in use) rather than writing beside an orphan rank.
+    Before, the ranks did not hold it (spawned, they got none of the parent's descriptors), and
+    the rerun went on at once."""
+    from engine.runlock import LOCK_NAME, FolderInUse, exclusive
+
     script = (
+        "from engine.runlock import exclusive\n"
         "from tests.trainer._train_stub import sleeping_rank\n"
         "from trainer.config import TrainConfig\n"
         "from trainer.spawn import train_processes\n"
-        f"train_processes(sleeping_rank, TrainConfig(out={str(tmp_path)!r}, processes=2), 2)\n"
+        f"with exclusive({str(tmp_path)!r}, 'engine train'):\n"
+        f"    train_processes(sleeping_rank, TrainConfig(out={str(tmp_path)!r}, processes=2), 2)\n"
     )
     root = Path(__file__).resolve().parents[2]
     ignore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731 - as `&` does
     parent = subprocess.Popen([sys.executable, "-c", script], cwd=root, preexec_fn=ignore_sigint)
+    lock = tmp_path / LOCK_NAME
     try:
         # three processes importing torch: a minute was not enough on a loaded 2-core machine
         pids, deadline = [], time.monotonic() + 180
@@ -227,9 +252,20 @@ def test_ranks_exit_when_their_parent_is_killed(tmp_path):
             pids = [int(p.read_text()) for p in tmp_path.glob("rank*.pid") if p.read_text()]
         assert len(pids) == 2, "the ranks did not start"
         assert all(_running(pid) for pid in pids)
+        assert all(_holds(pid, lock) for pid in pids)  # the parent's lock, passed on
     finally:
         parent.kill()
         parent.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:  # a rerun: refused while a rank holds the lock
+        try:
+            with exclusive(tmp_path, "engine train"):
+                assert not any(_holds(pid, lock) for pid in pids)
+                break
+        except FolderInUse:
+            time.sleep(0.05)
+    else:
+        pytest.fail("the run folder stayed locked after the ranks' parent was killed")
     deadline = time.monotonic() + 15
     while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
