@@ -671,7 +671,7 @@ def _percent_points(points: object, width: int, height: int, where: str) -> np.n
         xy = np.zeros(0)
     if xy.ndim != 2 or xy.shape[1] != 2 or not np.isfinite(xy).all():
         raise ValueError(f"{where}: 'points' must be [x, y] pairs in percent, got {points!r:.60}")
-    return xy * [width / 100, height / 100]
+    return xy / 100 * [width, height]  # the converter's x / 100 * width, to the last bit
 
 
 def _region_outline(kind: str, value: dict, width: int, height: int, where: str) -> np.ndarray:

@@ -314,6 +314,19 @@ def test_brush_polygon_and_unannotated_regions_make_the_mask(tmp_path):
     assert m.others == {"Car": 1}
 
 
+def test_a_polygon_s_percent_are_scaled_as_the_converter_s_coco_export_scales_them(tmp_path):
+    """label-studio-sdk's COCO export scales a point as ``x / 100 * width``. The square drawn
+    from (0.5, 1.5) to (7.5, 6.5) (Label Studio at 2x zoom puts vertices on half pixels) is
+    stored as 54.1666...% of the height: ``/ 100 * 12`` gives back 6.5, while ``* (12 / 100)``,
+    read here before, gave 6.4999999: a row of pixel centres on the edge fell the other way
+    and row 6 went missing, 7 of the 35 pixels its COCO export gives."""
+    points = _square_percent(0.5, 1.5, 7.5, 6.5)
+    found = _read(tmp_path, [_task("img000", _region("polygon", points=points))])
+    expected = np.zeros((H, W), np.uint8)
+    expected[2:7, 1:8] = 1
+    assert np.array_equal(found["img000"].mask, expected)
+
+
 def test_the_class_is_spelled_as_the_file_s_first_region_of_it_spells_it(tmp_path):
     """--class bicycle matches "BICYCLE" case-folded: the import says the file's spelling."""
     points = _square_percent(8, 2, 12, 6)
