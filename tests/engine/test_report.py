@@ -1737,5 +1737,8 @@ def test_a_report_killed_before_its_report_json_is_said_unfinished_and_its_rerun
     assert f"{out}: a report not finished: engine report (pid " in text
     assert f"stopped before writing report.json ({drawn} overlays drawn) and no process " in text
     assert text.startswith(f"{out}: a report not finished") and "run the same engine report" in text
+    # its rerun removes the temporary file (before, "no engine command writes this folder")
+    left = next(out.rglob(".*.tmp"))
+    assert f"e.g. {left}: the next run of the command that writes {out} removes them" in text
     assert CliRunner().invoke(app, args).exit_code == 0
     assert sorted(out.rglob("*.tmp")) == [] and (out / "report.json").is_file()
