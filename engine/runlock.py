@@ -585,20 +585,24 @@ def record_set_aside(folder: str | os.PathLike, record: str) -> Iterator[None]:
     changed no file in the folder (a full disk at the first thumbnail) puts the earlier record
     back: before the fifty-seventh round such a rerun left a finished output read as "not
     finished". One that changed a file leaves it aside (the folder is no longer that run's),
-    and so does one that found it aside already (a killed rerun's: the folder holds its files)."""
+    and so does one that found it aside already (a killed rerun's: the folder holds its files).
+    ``engine demo`` sets its ``report/summary.json`` aside as it takes its folder (its stages
+    rewrite the reports the summary sums up)."""
     folder = Path(folder)
-    path, aside = folder / record, folder / earlier_name(record)
+    path = folder / record  # in a subfolder too: a demo's report/summary.json
+    aside = path.with_name(earlier_name(path.name))
+    skip = os.path.relpath(aside, folder)
     moved = path.is_file()
     if moved:
         os.replace(path, aside)
-    before = _files(folder, aside.name) if moved else {}
+    before = _files(folder, skip) if moved else {}
     try:
         yield
     finally:
         with contextlib.suppress(OSError):
             if path.exists():
                 aside.unlink(missing_ok=True)
-            elif moved and _files(folder, aside.name) == before:
+            elif moved and _files(folder, skip) == before:
                 os.replace(aside, path)
 
 
@@ -805,6 +809,7 @@ def holds_lock(
     *,
     own: tuple[str, ...],
     begun: tuple[str, ...] = (),
+    aside: str | None = None,
 ):
     """Decorator: ``fn(cfg, ...)`` runs holding :func:`exclusive` on ``folder(cfg)`` (lock file
     ``name(cfg)``, default :data:`LOCK_NAME`), once :func:`check_output_folder` has passed it
@@ -812,14 +817,18 @@ def holds_lock(
     ``begun``: what the command writes before its record (a report's ``chart.png``), to
     :func:`exclusive` only (a run killed among them is its own), as ``engine review`` gives
     ``thumbs``: not to :func:`check_output_folder`, where a file of that name (a user's figure
-    in a dataset's root) let the folder pass as the command's own."""
+    in a dataset's root) let the folder pass as the command's own. ``aside``: a record set
+    aside while the command runs (:func:`record_set_aside`: a demo's summary)."""
 
     def wrap(fn: Callable[..., T]) -> Callable[..., T]:
         @functools.wraps(fn)
         def run(cfg: Any, *args: Any, **kwargs: Any) -> T:
             check_output_folder(folder(cfg), own, command)
             lock = LOCK_NAME if name is None else name(cfg)
-            with exclusive(folder(cfg), command, lock, own + begun):
+            with (
+                exclusive(folder(cfg), command, lock, own + begun),
+                record_set_aside(folder(cfg), aside) if aside else contextlib.nullcontext(),
+            ):
                 return fn(cfg, *args, **kwargs)
 
         return run
