@@ -609,8 +609,8 @@ def record_set_aside(folder: str | os.PathLike, record: str) -> Iterator[None]:
 def _files(folder: Path, skip: str) -> dict[str, tuple[int, int]]:
     """Each file under ``folder`` (relative path: size, modification time), for
     :func:`record_set_aside` to tell whether a run changed one: not its lock files, the
-    temporary files of atomic writes (a failed write removes its own), nor the top-level
-    ``skip``; not in hidden folders (:func:`temporaries`' rule)."""
+    temporary files of atomic writes (a failed write removes its own), nor ``skip`` (the
+    record set aside, a relative path); not in hidden folders (:func:`temporaries`' rule)."""
     from annotations.fileio import is_staging, is_temporary
 
     found = {}
