@@ -42,7 +42,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.runlock import holds_lock
+from engine.runlock import earlier_name, holds_lock
 from engine.text import METRICS, SOURCES, counted, joined, score_cells
 
 # Nothing heavy at import time: the CLI reads DemoConfig's defaults when `engine` starts.
@@ -189,7 +189,9 @@ class DemoResult:
 OWN_RECORDS = ("report/summary.json", "data/synth.json")
 
 
-@holds_lock("engine demo", lambda c: c.out, own=OWN_RECORDS)
+# the earlier summary set aside while a rerun rewrites the stages it sums up: one killed
+# midway left it, and engine info read a finished demo (exit 0) beside a report not finished
+@holds_lock("engine demo", lambda c: c.out, own=OWN_RECORDS, aside=OWN_RECORDS[0])
 def run_demo(
     cfg: DemoConfig,
     log: Callable[[str], None] = lambda _: None,
@@ -950,8 +952,9 @@ def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:
             f"inference; their reports are in {result.out / 'report_gf'}.",
             "",
         ]
+    record = out / "summary.json"  # set aside while the demo runs (run_demo)
     calls = [
-        *_earlier_calls(out / "summary.json"),
+        *_earlier_calls(record if record.is_file() else out / earlier_name(record.name)),
         {"wall_seconds": result.wall_seconds, "seconds": result.seconds},
     ]
     earlier = ""

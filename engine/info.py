@@ -2068,6 +2068,9 @@ def leftover_note(folder: str | os.PathLike) -> str | None:
         kind not in (None, "a dataset's root")
         or any((folder / r).is_file() for r in ("synth.json", "synth.partial.json"))
         or wrote_nothing(folder)  # a run killed writing its first file: its rerun removes them
+        # a report or gallery killed before its record (its lock file names it): its rerun
+        # removes them; before, "no engine command writes this folder: delete them"
+        or any(_left_by(folder, command) for command in ("engine report", "engine review"))
     )  # a plain dataset's root: no engine command writes it, nor removes them
     after = (
         f"the next run of the command that writes {folder} removes them"

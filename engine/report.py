@@ -82,7 +82,7 @@ from engine.outputs import (
 )
 from engine.progress import track
 from engine.runinfo import environment
-from engine.runlock import check_not_being_written, holds_lock
+from engine.runlock import check_not_being_written, earlier_name, holds_lock, record_set_aside
 from engine.table4 import Table4
 from engine.text import (
     METRICS,
@@ -926,34 +926,32 @@ def build_report(cfg: ReportConfig) -> ReportResult:
         "prediction": prediction,
         "files": {},
     }
-    # the earlier report's record set aside before its first file is replaced: a rerun killed
-    # among its chart, overlays and report.md left the earlier report.json beside them, which
-    # engine info read as a finished report (a mix of two runs). The files it listed are kept
-    # (a killed rerun's too), for the end to remove those this report does not list
+    # the earlier report's record set aside before its first file is replaced (runlock's
+    # record_set_aside: a rerun killed among its chart, overlays and report.md is not read as
+    # a finished report, a mix of two runs). The files it listed are kept (a killed rerun's
+    # too), for the end to remove those this report does not list
     earlier = _report_files(out / EARLIER) | _report_files(out / "report.json")
-    if (out / "report.json").is_file():
-        os.replace(out / "report.json", out / EARLIER)
-    chart = plot_chart(rows, out / "chart.png", class_name) if cfg.chart and rows else None
-    if chart:
-        data["files"]["chart"] = "chart.png"
-    overlays, panels, details = _overlays(cfg, subset, dirs, class_pixels, images, out)
-    data["files"]["overlays"] = [os.path.relpath(p, out).replace(os.sep, "/") for p in overlays]
-    data["overlay_panels"] = panels
-    data["overlay_details"] = details
-    data["config"] = dataclasses.asdict(cfg)
-    data["environment"] = environment(torch_used=False)
-    # report.json last: a report killed before it holds none, and is not read as finished
-    # (before, one killed between the two was, without its report.md)
-    md_path = atomic_write_text(out / "report.md", render_markdown(data))
-    json_path = atomic_write_json(out / "report.json", data)
-    for name in earlier - _listed(data["files"]):  # an earlier report's, which this one is not
-        (out / name).unlink(missing_ok=True)
-    (out / EARLIER).unlink(missing_ok=True)
+    with record_set_aside(out, "report.json"):
+        chart = plot_chart(rows, out / "chart.png", class_name) if cfg.chart and rows else None
+        if chart:
+            data["files"]["chart"] = "chart.png"
+        overlays, panels, details = _overlays(cfg, subset, dirs, class_pixels, images, out)
+        data["files"]["overlays"] = [os.path.relpath(p, out).replace(os.sep, "/") for p in overlays]
+        data["overlay_panels"] = panels
+        data["overlay_details"] = details
+        data["config"] = dataclasses.asdict(cfg)
+        data["environment"] = environment(torch_used=False)
+        # report.json last: a report killed before it holds none, and is not read as finished
+        # (before, one killed between the two was, without its report.md)
+        md_path = atomic_write_text(out / "report.md", render_markdown(data))
+        json_path = atomic_write_json(out / "report.json", data)
+        for name in earlier - _listed(data["files"]):  # an earlier report's, which this one is not
+            (out / name).unlink(missing_ok=True)
     return ReportResult(md_path, json_path, chart, overlays, data)
 
 
 # the earlier report.json while a rerun writes its files (engine info: a report not finished)
-EARLIER = ".report.json.earlier"
+EARLIER = earlier_name("report.json")
 
 
 def _report_files(record: Path) -> set[str]:

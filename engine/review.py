@@ -115,7 +115,6 @@ class ReviewResult:
 # scores against the image's annotation (None where the image has none)
 Panel = tuple[str, str, np.ndarray, dict[str, float | None] | None]
 
-EARLIER = ".review.json.earlier"  # the earlier review.json while a rerun draws (info: not finished)
 NO_SCORE = 101.0  # the IoU sort key of images without an annotation or a score: after all others
 
 
@@ -261,7 +260,12 @@ def check_annotation_folder(gt: Path, class_name: str) -> None:
 def build_review(cfg: ReviewConfig) -> ReviewResult:
     """Write the gallery; returns where it is and what it shows."""
     from engine.progress import track
-    from engine.runlock import check_not_being_written, check_output_folder, exclusive
+    from engine.runlock import (
+        check_not_being_written,
+        check_output_folder,
+        exclusive,
+        record_set_aside,
+    )
 
     run = LabelRun.open(cfg.run)
     check_not_being_written(run.root, "engine review", "its pseudo labels")
@@ -341,12 +345,13 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     preds = [(f"{c} ({d.name})" if captions.count(c) > 1 else c, d, i) for c, d, i in preds]
     # held while it draws: a second review into OUT stops at once, and engine info tells a
     # gallery being drawn (no review.json yet) from one stopped
-    with exclusive(out, "engine review", own=("review.json", "thumbs")):
-        # the earlier gallery's record set aside before its thumbnails are drawn over: a rerun
-        # killed among them left the earlier review.json, which engine info read as a finished
-        # gallery (a mix of two runs); removed once this one's is in
-        if (out / "review.json").is_file():
-            os.replace(out / "review.json", out / EARLIER)
+    # The earlier gallery's record set aside before its thumbnails are drawn over
+    # (record_set_aside): a rerun killed among them is not read as a finished gallery, a mix
+    # of two runs; put back if this one fails before drawing any
+    with (
+        exclusive(out, "engine review", own=("review.json", "thumbs")),
+        record_set_aside(out, "review.json"),
+    ):
         cards, n_pred, n_gt, failed = [], 0, 0, []
         for split, st, img_path, problem in track(rows, "review", unit="img", enabled=cfg.progress):
             original = None if img_path is None else _image_url(img_path, out)
@@ -402,7 +407,6 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
                 "environment": environment(torch_used=False),
             },
         )
-        (out / EARLIER).unlink(missing_ok=True)
     return ReviewResult(index, len(cards), n_pred, n_gt, failed, len(past_limit), labelled)
 
 

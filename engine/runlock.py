@@ -612,6 +612,67 @@ def folders_removed_on_failure(file: str | os.PathLike) -> Iterator[None]:
         raise
 
 
+def earlier_name(record: str) -> str:
+    """The name :func:`record_set_aside` gives ``record`` while a rerun writes:
+    ``.report.json.earlier``, ``.review.json.earlier``."""
+    return f".{record}.earlier"
+
+
+@contextlib.contextmanager
+def record_set_aside(folder: str | os.PathLike, record: str) -> Iterator[None]:
+    """For a command that writes its ``record`` last, after files an earlier run's record lists
+    (``engine report``'s ``report.json`` after its chart, overlays and ``report.md``;
+    ``engine review``'s ``review.json`` after its thumbnails): entered just before the first of
+    them is replaced, it sets the earlier ``folder/record`` aside (:func:`earlier_name`), so
+    that a rerun killed among its new files leaves no record, and ``engine info`` says the
+    output did not finish (before, the earlier record stayed beside the new files, and info
+    read a finished output, a mix of two runs). Once the block has put the new record in, the
+    set-aside one is removed. A block that ends without it (an error, Ctrl-C, SIGTERM) having
+    changed no file in the folder (a full disk at the first thumbnail) puts the earlier record
+    back: before the fifty-seventh round such a rerun left a finished output read as "not
+    finished". One that changed a file leaves it aside (the folder is no longer that run's),
+    and so does one that found it aside already (a killed rerun's: the folder holds its files).
+    ``engine demo`` sets its ``report/summary.json`` aside as it takes its folder (its stages
+    rewrite the reports the summary sums up)."""
+    folder = Path(folder)
+    path = folder / record  # in a subfolder too: a demo's report/summary.json
+    aside = path.with_name(earlier_name(path.name))
+    skip = os.path.relpath(aside, folder)
+    moved = path.is_file()
+    if moved:
+        os.replace(path, aside)
+    before = _files(folder, skip) if moved else {}
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            if path.exists():
+                aside.unlink(missing_ok=True)
+            elif moved and _files(folder, skip) == before:
+                os.replace(aside, path)
+
+
+def _files(folder: Path, skip: str) -> dict[str, tuple[int, int]]:
+    """Each file under ``folder`` (relative path: size, modification time), for
+    :func:`record_set_aside` to tell whether a run changed one: not its lock files, the
+    temporary files of atomic writes (a failed write removes its own), nor ``skip`` (the
+    record set aside, a relative path); not in hidden folders (:func:`temporaries`' rule)."""
+    from annotations.fileio import is_staging, is_temporary
+
+    found = {}
+    for here, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".") or is_staging(d)]
+        for name in files:
+            full = os.path.join(here, name)
+            rel = os.path.relpath(full, folder)
+            if rel == skip or name.startswith(LOCK_NAME) or is_temporary(name):
+                continue
+            with contextlib.suppress(OSError):  # removed meanwhile
+                st = os.lstat(full)
+                found[rel] = (st.st_size, st.st_mtime_ns)
+    return found
+
+
 def writer(folder: str | os.PathLike) -> str | None:
     """The process writing ``folder`` now, as its :func:`exclusive` recorded it (``engine label
     (pid 12 on host, since ...)``; a sharded label run holds a lock file per shard, and each
@@ -794,6 +855,7 @@ def holds_lock(
     *,
     own: tuple[str, ...],
     begun: tuple[str, ...] = (),
+    aside: str | None = None,
 ):
     """Decorator: ``fn(cfg, ...)`` runs holding :func:`exclusive` on ``folder(cfg)`` (lock file
     ``name(cfg)``, default :data:`LOCK_NAME`), once :func:`check_output_folder` has passed it
@@ -801,14 +863,18 @@ def holds_lock(
     ``begun``: what the command writes before its record (a report's ``chart.png``), to
     :func:`exclusive` only (a run killed among them is its own), as ``engine review`` gives
     ``thumbs``: not to :func:`check_output_folder`, where a file of that name (a user's figure
-    in a dataset's root) let the folder pass as the command's own."""
+    in a dataset's root) let the folder pass as the command's own. ``aside``: a record set
+    aside while the command runs (:func:`record_set_aside`: a demo's summary)."""
 
     def wrap(fn: Callable[..., T]) -> Callable[..., T]:
         @functools.wraps(fn)
         def run(cfg: Any, *args: Any, **kwargs: Any) -> T:
             check_output_folder(folder(cfg), own, command)
             lock = LOCK_NAME if name is None else name(cfg)
-            with exclusive(folder(cfg), command, lock, own + begun):
+            with (
+                exclusive(folder(cfg), command, lock, own + begun),
+                record_set_aside(folder(cfg), aside) if aside else contextlib.nullcontext(),
+            ):
                 return fn(cfg, *args, **kwargs)
 
         return run

@@ -171,6 +171,23 @@ app(sys.argv[2:])
 """
 
 
+# ``python -c KILLED_UNLINKING PREFIX N ARGS...``: engine ARGS, killed (SIGKILL) as it removes its
+# Nth file whose name starts with PREFIX: the N - 1 before it gone, that one not yet
+KILLED_UNLINKING = """
+import os, signal, sys
+real, seen = os.unlink, []
+def unlink(path, *args, **kwargs):
+    if os.path.basename(os.fspath(path)).startswith(sys.argv[1]):
+        seen.append(path)
+        if len(seen) == int(sys.argv[2]):
+            os.kill(os.getpid(), signal.SIGKILL)
+    real(path, *args, **kwargs)
+os.unlink = unlink
+from cli import app
+app(sys.argv[3:])
+"""
+
+
 def run_killed(script: str, *argv: str) -> None:
     """``python -c script argv`` in this checkout, which must end killed by SIGKILL (as by
     ``kill -9``) at the point ``script`` chooses (:data:`KILLED_AT`); its stderr where not."""

@@ -502,6 +502,10 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None, said: list[str]) -> P
     # their warnings are kept beside this call's
     earlier_record = meta if not diffs and not cfg.overwrite else None
     out.mkdir(parents=True, exist_ok=True)
+    if earlier and meta is not None and meta.get("status") != "running":
+        # the earlier record says its folder is not whole before a map goes: a run killed
+        # among the removals left it finished, and engine info read 1 label map of 2 as done
+        atomic_write_json(out / "predict.json", {**meta, "status": "running"})
     for p in earlier:  # before the record names this run: none passes for this run's later
         p.unlink(missing_ok=True)
     record = {

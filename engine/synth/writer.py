@@ -196,6 +196,12 @@ def generate(
     wanted = {stem_of(split, i) for split, i in jobs}
     beyond: set[str] = set()  # earlier scenes this run's counts do not reach: removed
     if not keep:
+        # the finished record becomes the unfinished mark before a scene goes: a rerun with
+        # other settings killed while removing the earlier scenes left synth.json, and engine
+        # info read a finished dataset (exit 0) missing some; it still says what the scenes
+        # left were drawn with (a rerun with those settings keeps them)
+        if (root / RECORD).is_file():
+            os.replace(root / RECORD, root / UNFINISHED)
         gone = _remove_stale(root, set())  # drawn otherwise: nothing there may be kept
         if redrawn := gone & wanted:
             notes.append(

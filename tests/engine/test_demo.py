@@ -149,6 +149,35 @@ def test_engine_info_on_a_demo_folder(tmp_path):
     assert f"engine demo --out {moved} (with the same options) resumes it" in res.output
 
 
+@pytest.mark.slow
+def test_a_demo_rerun_killed_among_its_stages_is_not_read_as_the_earlier_demo(tmp_path):
+    """``engine demo`` run again over a finished demo (with ``--guided-filter``) and killed as
+    it put its first report's report.json in: the earlier report/summary.json stayed, and
+    engine info read a finished demo (exit 0) beside report/bicycle, a report not finished.
+    The summary is set aside while a rerun runs: info says the demo did not finish (exit 1),
+    and the rerun finishes it, counting the earlier call. A rerun refused before any stage
+    (a class given twice) puts the summary back."""
+    from engine.demo import DemoConfig, run_demo
+    from tests.loop_helpers import KILLED_AT, run_killed
+
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), *SMALL]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    summary = (out / "report" / "summary.json").read_bytes()
+    with pytest.raises(ValueError, match="given twice"):
+        run_demo(DemoConfig(out=out, classes=("Bicycle", "Bicycle"), **DEMO_SMALL))
+    assert (out / "report" / "summary.json").read_bytes() == summary
+    run_killed(KILLED_AT, "report.json", *args, "--guided-filter")
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "200"})
+    assert res.exit_code == 1, res.output
+    assert "not finished (no report/summary.json)" in res.output
+    assert CliRunner().invoke(app, [*args, "--guided-filter"]).exit_code == 0
+    calls = json.loads((out / "report" / "summary.json").read_text())["calls"]
+    assert len(calls) == 2  # the first and this one (the killed one left no time)
+    assert not list((out / "report").glob(".*earlier"))
+    assert CliRunner().invoke(app, ["info", str(out)]).exit_code == 0
+
+
 def test_demo_with_the_guided_filter_adds_its_row_and_reports(tmp_path):
     out = tmp_path / "demo"
     res = CliRunner().invoke(app, ["demo", "--out", str(out), "--guided-filter", *SMALL])

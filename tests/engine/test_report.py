@@ -1565,6 +1565,38 @@ def test_a_full_disk_at_the_first_overlay_leaves_no_folder_of_its_own(world, mon
     assert not (tmp / "new").exists() and list((tmp / "empty").iterdir()) == []
 
 
+def test_a_rerun_failing_at_its_first_overlay_leaves_the_earlier_report_finished(
+    world, monkeypatch
+):
+    """``engine report`` run again over a finished report, the disk full at its first overlay:
+    its report.json stayed set aside, and engine info said the report did not finish (exit 1)
+    of a folder holding the earlier report unchanged. Nothing new written: the earlier
+    report.json is back, and info reads the finished report (exit 0)."""
+    import errno
+
+    from typer.testing import CliRunner
+
+    import annotations.fileio
+    from cli import app
+
+    tmp, data, subset, _ = world
+    cfg = ReportConfig(str(subset.root), str(tmp / "rep"), pseudo=str(tmp / "run"),
+                       data=str(data), chart=False)  # fmt: skip
+    out = build_report(cfg).json.parent
+    record = (out / "report.json").read_bytes()
+
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(annotations.fileio, "atomic_file", full)
+    with pytest.raises(OSError):
+        build_report(cfg)
+    assert (out / "report.json").read_bytes() == record
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [".lock"]
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+    assert res.exit_code == 0 and "not finished" not in res.output, res.output
+
+
 def test_report_and_compare_read_a_fused_datasets_records_once(world, monkeypatch):
     """engine report --fused F and engine compare --source F read F's fuse.json once, and
     engine compare --gt F --split S its dataset.yaml once, with the same scores: before,
@@ -1705,5 +1737,8 @@ def test_a_report_killed_before_its_report_json_is_said_unfinished_and_its_rerun
     assert f"{out}: a report not finished: engine report (pid " in text
     assert f"stopped before writing report.json ({drawn} overlays drawn) and no process " in text
     assert text.startswith(f"{out}: a report not finished") and "run the same engine report" in text
+    # its rerun removes the temporary file (before, "no engine command writes this folder")
+    left = next(out.rglob(".*.tmp"))
+    assert f"e.g. {left}: the next run of the command that writes {out} removes them" in text
     assert CliRunner().invoke(app, args).exit_code == 0
     assert sorted(out.rglob("*.tmp")) == [] and (out / "report.json").is_file()

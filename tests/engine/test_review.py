@@ -822,6 +822,32 @@ def test_a_full_disk_stops_the_gallery_at_its_first_thumbnail(tmp_path, gallery,
     assert e.value.errno == errno.ENOSPC and len(calls) == 1
 
 
+def test_a_rerun_failing_at_its_first_thumbnail_leaves_the_earlier_gallery_finished(
+    gallery, monkeypatch
+):
+    """``engine review`` run again over a finished gallery, the disk full at its first
+    thumbnail: its review.json stayed set aside, and engine info said the gallery did not
+    finish (exit 1) of a folder holding the earlier gallery unchanged. Nothing new written: the
+    earlier review.json is back, and info reads the finished gallery (exit 0)."""
+    import errno
+
+    import engine.review
+
+    out = gallery.index.parent
+    record = (out / "review.json").read_bytes()
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(engine.review, "atomic_write_bytes", full)
+    with pytest.raises(OSError):
+        build_review(ReviewConfig(str(out.parent), out=str(out)))
+    assert (out / "review.json").read_bytes() == record
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [".lock"]
+    code, text = _info(out)
+    assert code == 0 and "not finished" not in text
+
+
 def _info(folder) -> tuple[int, str]:
     from typer.testing import CliRunner
 

@@ -1339,3 +1339,51 @@ def test_telling_whether_a_run_wrote_nothing_closes_the_folders_listing(tmp_path
         (tmp_path / "b.png").unlink()
         assert wrote_nothing(tmp_path) is True
     assert [str(w.message) for w in said] == []
+
+
+@pytest.mark.parametrize("how", ["error", "ctrl-c"])
+def test_a_record_set_aside_comes_back_when_the_rerun_fails_before_writing(tmp_path, how):
+    """``record_set_aside`` (report.json, review.json while a rerun writes): a rerun that failed
+    before writing anything new (a full disk at its first file) left the finished output's
+    record aside, and engine info said the output did not finish. Nothing changed: the record
+    is back, with its bytes; the temporary file of the failed write is no change."""
+    from engine.runlock import record_set_aside
+
+    out = tmp_path / "rep"
+    (out / "overlays").mkdir(parents=True)
+    (out / "overlays" / "a.jpg").write_bytes(b"jpeg")
+    (out / "report.json").write_text('{"files": {}}')
+    error = OSError(28, "No space left on device") if how == "error" else KeyboardInterrupt()
+    with pytest.raises(type(error)), exclusive(out, "engine report"):
+        with record_set_aside(out, "report.json"):
+            assert not (out / "report.json").exists()
+            assert (out / ".report.json.earlier").read_text() == '{"files": {}}'
+            (out / "overlays" / ".b.jpg.x1y2z3w4.tmp").write_bytes(b"")  # removed by a real write
+            raise error
+    assert (out / "report.json").read_text() == '{"files": {}}'
+    assert not (out / ".report.json.earlier").exists()
+
+
+def test_a_record_set_aside_stays_aside_once_a_file_changed_and_goes_once_the_new_one_is_in(
+    tmp_path,
+):
+    """A rerun that failed (or was stopped) after replacing a file keeps the record aside: the
+    folder is no longer the earlier run's, and engine info says it did not finish. One that
+    found it aside already (a killed rerun's) leaves it there when it fails having written
+    nothing: its folder holds the killed run's files. The new record in, the set-aside one goes."""
+    from engine.runlock import record_set_aside
+
+    out = tmp_path / "rep"
+    (out / "overlays").mkdir(parents=True)
+    (out / "overlays" / "a.jpg").write_bytes(b"jpeg")
+    (out / "report.json").write_text("{}")
+    with pytest.raises(OSError), record_set_aside(out, "report.json"):
+        (out / "overlays" / "a.jpg").write_bytes(b"another jpeg")
+        raise OSError(28, "No space left on device")
+    assert not (out / "report.json").exists() and (out / ".report.json.earlier").is_file()
+    with pytest.raises(OSError), record_set_aside(out, "report.json"):
+        raise OSError(28, "No space left on device")
+    assert not (out / "report.json").exists() and (out / ".report.json.earlier").is_file()
+    with record_set_aside(out, "report.json"):
+        (out / "report.json").write_text('{"new": 1}')
+    assert sorted(p.name for p in out.iterdir()) == ["overlays", "report.json"]

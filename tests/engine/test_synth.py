@@ -326,6 +326,35 @@ def test_scenes_drawn_otherwise_are_all_drawn_again(tmp_path: Path, monkeypatch,
     assert files == _files(fresh)
 
 
+@pytest.mark.slow
+def test_a_rerun_with_other_settings_killed_removing_the_scenes_is_said_unfinished(tmp_path):
+    """``engine synth`` run again with another seed over a finished dataset, killed after
+    removing the earlier train scenes: synth.json (the earlier seed's, train 2) stayed, and
+    engine info read a finished dataset of no train image (exit 0). The finished record
+    becomes the unfinished mark first: info says the dataset did not finish (exit 1), and the
+    rerun draws it whole."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from tests.loop_helpers import KILLED_UNLINKING, run_killed
+
+    out = tmp_path / "d"
+    args = ["synth", "--out", str(out), "--train", "2", "--val", "1", "--test", "1",
+            "--size", "80x64", "--no-progress"]  # fmt: skip
+    assert CliRunner().invoke(app, args).exit_code == 0
+    # a scene is 6 files (image, label, 2 masks, 2 instance maps): killed at the 13th, the
+    # train split's all gone, the val and test scenes whole
+    run_killed(KILLED_UNLINKING, "synth_", "13", *args, "--seed", "1")
+    assert not list((out / "images" / "train").iterdir())
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1 and "its engine synth stopped before its last scene" in text
+    assert CliRunner().invoke(app, [*args, "--seed", "1"]).exit_code == 0
+    assert json.loads((out / "synth.json").read_text())["config"]["seed"] == 1
+    assert len(list((out / "images" / "train").iterdir())) == 2
+    assert CliRunner().invoke(app, ["info", str(out)]).exit_code == 0
+
+
 def test_a_damaged_scene_or_record_is_drawn_again(tmp_path: Path, monkeypatch):
     out = tmp_path / "d"
     cfg = SynthConfig(out=out, train=2, val=0, test=0, size=(96, 64))

@@ -930,6 +930,37 @@ def test_predict_overwrite_with_other_weights_leaves_no_map_of_the_earlier_ones(
     assert json.loads((out / "predict.json").read_text())["config"]["checkpoint"] == str(second)
 
 
+@pytest.mark.slow
+def test_predict_overwrite_killed_removing_the_earlier_maps_is_said_unfinished(tmp_path) -> None:
+    """``engine predict --overwrite`` with another checkpoint over a finished folder, killed
+    after removing one of the earlier label maps (before its own record is in): the earlier
+    predict.json, finished, stayed, and engine info read a finished folder of 1 label map of 2
+    (exit 0). Its record says ``running`` before the first map goes: info says predict
+    stopped before labelling every image (exit 1), and the rerun finishes it."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from tests.loop_helpers import KILLED_UNLINKING, run_killed
+
+    first, second = _tiny_checkpoint(tmp_path / "a.pt"), _tiny_checkpoint(tmp_path / "b.pt", 2, 1)
+    images = _images(tmp_path / "images", "m1.png", "m2.png")
+    out = tmp_path / "pred"
+    args = ["predict", "--images", str(images), "--out", str(out), "--size", "original",
+            "--no-progress"]  # fmt: skip
+    assert CliRunner().invoke(app, [*args, "--checkpoint", str(first)]).exit_code == 0
+    again = [*args, "--checkpoint", str(second), "--overwrite"]
+    run_killed(KILLED_UNLINKING, "m", "2", *again)  # the first map gone, not the second
+    assert len(list(out.glob("*.png"))) == 1
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+    assert res.exit_code == 1, res.output
+    assert "engine predict stopped before labelling every image" in " ".join(res.output.split())
+    assert CliRunner().invoke(app, again).exit_code == 0
+    record = json.loads((out / "predict.json").read_text())
+    assert record["status"] == "finished" and record["config"]["checkpoint"] == str(second)
+    assert len(list(out.glob("*.png"))) == 2
+    assert CliRunner().invoke(app, ["info", str(out)]).exit_code == 0
+
+
 def test_predict_says_which_files_it_leaves_out(tmp_path) -> None:
     """A .tif or .webp beside the images was left out without a word: the command says how
     many files it left out and why, once; a folder of such files only names them in its
