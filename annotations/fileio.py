@@ -1053,6 +1053,15 @@ def check_expanded(path: str | os.PathLike | None, command: str) -> None:
         )
 
 
+def check_not_a_file(folder: str | os.PathLike) -> None:
+    """An output folder (``--out``) that exists as a file is refused in one line naming it, the
+    same for every command (``engine.runlock.check_output_folder``, an annotated subset's,
+    ``engine demo-pretrain``'s), before anything is written."""
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{folder}: output exists and is not a folder")
+
+
 def check_report_file(path: str | os.PathLike | None, command: str) -> None:
     """:func:`check_expanded` for a report file a library caller names, and ``-``: the command
     line's ``--json -`` is stdout, but a config's ``json_out="-"`` wrote a file named ``-`` in

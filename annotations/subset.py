@@ -21,6 +21,7 @@ import numpy as np
 from annotations.fileio import (
     atomic_write_bytes,
     atomic_write_json,
+    check_not_a_file,
     finish_swaps,
     in_the_output,
     not_this_output,
@@ -139,8 +140,7 @@ def _existing_subset(
     where its ``format`` is not this engine's and ``known_format``)."""
     if not root.exists():
         return ()
-    if not root.is_dir():
-        raise NotADirectoryError(f"{root}: not a folder (the subset directory to write)")
+    check_not_a_file(root)
     finish_swaps(root, ".masks.")  # a write killed while swapping its files in is whole
     manifest = root / "subset.json"
     if not manifest.is_file():

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from annotations.fileio import check_not_a_file
 from engine.demo import BUILTIN, DEMO_CROP, DemoConfig, demo_train_config
 
 __all__ = ["BUILTIN", "PRETRAIN_SEED", "PretrainConfig", "pretrain", "pretrain_train_config"]
@@ -97,6 +98,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
     from trainer.train import train
 
     train_cfg = pretrain_train_config(cfg)  # checks the recipe (lr, backbone norm) first
+    check_not_a_file(cfg.out)  # before, "OUT/data: Not a directory"
     data, last = cfg.out / "data", cfg.out / "train" / "last.pt"
     synth = SynthConfig(out=data, train=cfg.images, val=0, test=0, size=cfg.size, seed=cfg.seed)
     if not _rendered(data, synth):

@@ -748,11 +748,10 @@ def check_output_folder(folder: str | os.PathLike, own: tuple[str, ...], command
     (:func:`annotations.fileio.output_kind`) or a dataset's root is refused too: the command's
     files would mix with that folder's, and its ``--force`` would replace what it holds (a
     fusion into a label run wrote its label maps over the pseudo labels)."""
-    from annotations.fileio import check_expanded, folder_is, outputs_inside
+    from annotations.fileio import check_expanded, check_not_a_file, folder_is, outputs_inside
 
     path = Path(folder)
-    if path.exists() and not path.is_dir():
-        raise NotADirectoryError(f"{folder}: output exists and is not a folder")
+    check_not_a_file(folder)
     check_expanded(folder, command)
     check_not_in_dataset(path, command)
     check_not_in_output(path, command)

@@ -230,6 +230,63 @@ def test_the_round_reference_check_reads_every_form(tmp_path):
     assert _round_problems([("c", "model.md", "twenty-sixth")]) == []
 
 
+_SECTION_REF = re.compile(r"(?:docs/)?((?:\w+)\.md)(?:'s)?,? (?:section )?\"([^\"]+)\"")
+
+
+def _section_references(files: list[Path]) -> list[tuple[str, str, str]]:
+    """Every "PAGE.md, "Section"" (a section named by its title, not linked) in ``files``:
+    (where, page, title); the title may run over a line break and a comment mark."""
+    found = []
+    for file in files:
+        text = re.sub(r"\s*\n\s*(?:#\s*)?", " ", file.read_text(encoding="utf-8"))
+        for m in _SECTION_REF.finditer(text):
+            found.append((file.name, m[1], m[2]))
+    return found
+
+
+def _section_problems(refs: list[tuple[str, str, str]], docs: Path = ROOT / "docs") -> list[str]:
+    """The references whose page has no heading, bold title (``**What a save costs.**``, a
+    list item's ``6. **Merge to semantic**``) or paragraph (``Options: ...``) starting with
+    their title, case aside."""
+    problems = []
+    for where, page, title in refs:
+        file = ROOT / page if page == "README.md" else docs / page
+        if not file.exists():  # DESIGN.md, STYLE.md: outside the repository
+            continue
+        text = file.read_text()
+        titles = re.findall(r"(?m)^#+ (.+)$", text) + re.findall(r"(?m)^\S.*$", text)
+        titles += re.findall(r"(?m)^(?:\d+\.|[-*]) \*\*(.+?)\*\*", text)
+        titles = [re.sub(r"[`*]", "", t).strip().lower() for t in titles]
+        if not any(t.startswith(title.strip().lower()) for t in titles):
+            problems.append(f'{where}: docs/{page} has no section "{title}"')
+    return problems
+
+
+def test_sections_named_by_their_title_are_on_their_page():
+    """A page, docstring or comment that sends its reader to "docs/PAGE.md, "Section"" names a
+    heading or a bold paragraph title of that page (the links' check above does not read these
+    titles: test_filesystems.py named "Network, FUSE and other file systems", a heading since
+    renamed "... and container file systems")."""
+    files = [ROOT / "cli.py", *DOCS]
+    for folder in ("annotations", "bench", "engine", "labeler", "tests", "trainer"):
+        files += sorted((ROOT / folder).rglob("*.py"))
+    refs = _section_references(files)
+    assert len(refs) >= 40 and ("README.md", "foundation.md", "Containers and clusters") in refs
+    assert _section_problems(refs) == [], "\n".join(_section_problems(refs))
+
+
+def test_the_section_check_reads_a_title_over_a_line_break(tmp_path):
+    md = ".md"  # not written out: this file's own text is read too
+    (tmp_path / "a.py").write_text(f'# see docs/trainer{md}, "What a\n# save costs"; x{md}, "y"\n')
+    refs = _section_references([tmp_path / "a.py"])
+    assert refs == [("a.py", "trainer.md", "What a save costs"), ("a.py", "x.md", "y")]
+    (tmp_path / "p.md").write_text(
+        "# Top\n## Output outside a terminal: logs\n\n**Title.** text\n\n6. **Merge** it\n"
+    )
+    refs = [("w", "p.md", t) for t in ("Output outside a terminal", "title", "Merge", "Logs")]
+    assert _section_problems(refs, tmp_path) == ['w: docs/p.md has no section "Logs"']
+
+
 def test_the_loop_page_s_python_example_takes_pathlib_paths(tmp_path):
     """docs/loop.md's "From Python" steps with ``Path`` folders, as docs/foundation.md's synth
     example passes them: each record (run.json, the gallery, report.json) is written, with the

@@ -1,5 +1,6 @@
 """Outputs on file systems that lack a POSIX call the engine uses (docs/foundation.md, "Network,
-FUSE and other file systems"): each is simulated by making the call fail as such a mount does."""
+FUSE and container file systems"): each is simulated by making the call fail as such a mount
+does."""
 
 from __future__ import annotations
 

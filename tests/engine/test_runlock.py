@@ -372,6 +372,33 @@ _OWN = {"label": "label run", "fuse": "fused dataset", "train": "training run",
         "predict": "predictions", "synth": None, "demo": None}  # fmt: skip
 
 
+def test_an_annotated_subset_or_a_pretrain_folder_that_is_a_file_is_the_same_line(tmp_path):
+    """The line of test_an_output_that_is_a_file_is_one_line_naming_it from the commands that
+    hold no run folder's lock too: before, ``annotate import`` said "OUT: not a folder (the
+    subset directory to write)" and ``demo-pretrain`` "OUT/data: Not a directory"
+    (docs/loop.md: "in one line for every command")."""
+    import numpy as np
+
+    from annotations.labelmap import write_label
+    from cli import app
+    from tests.loop_helpers import make_dataset
+
+    out = tmp_path / "taken.txt"
+    out.write_text("mine")
+    data = tmp_path / "data"
+    make_dataset(data, n=1, size=(48, 64))
+    write_label(tmp_path / "masks" / "img000.png", np.zeros((48, 64), np.uint8))
+    for args in (
+        ["annotate", "import", str(tmp_path / "masks"), "--format", "png", "--class", "Bicycle",
+         "--data", str(data), "--no-progress"],
+        ["demo-pretrain", "--no-progress"],
+    ):  # fmt: skip
+        res = CliRunner().invoke(app, [*args, "--out", str(out)])
+        assert res.exit_code == 2, res.output
+        assert res.output.strip() == f"error: {out}: output exists and is not a folder", res.output
+        assert out.read_text() == "mine"
+
+
 @pytest.mark.parametrize("other", sorted(_OTHER_OUTPUTS))
 @pytest.mark.parametrize("command", _RUN_COMMANDS)
 def test_another_engine_output_or_a_dataset_is_refused_as_out(tmp_path, command, other):
