@@ -552,26 +552,30 @@ def _held_by(path: Path) -> str | None:
 
 
 def lockless(folder: str | os.PathLike) -> bool:
-    """Whether ``folder``'s lock file is there and cannot be locked (``flock`` fails but for
-    another process holding it: ENOLCK on a network file system without locking). A run there
-    goes on unlocked (:func:`exclusive`), its lock file empty, and :func:`writer` cannot find
-    it: an empty lock file is a run going on or one killed, which no probe tells apart."""
+    """Whether ``folder``'s lock files (``.lock``, a label run's shard's ``.lock-shard0of2``)
+    are there and cannot be locked (``flock`` fails but for another process holding it: ENOLCK
+    on a network file system without locking). A run there goes on unlocked
+    (:func:`exclusive`), its lock file empty, and :func:`writer` cannot find it: an empty lock
+    file is a run going on or one killed, which no probe tells apart. Before the fifty-seventh
+    round's review ``.lock`` alone was probed, so a shard going on there was told stopped."""
     try:
         import fcntl
     except ImportError:  # Windows: no flock, and exclusive makes no lock file
         return False
-    try:
-        fd = os.open(Path(folder) / LOCK_NAME, os.O_RDONLY)
-    except OSError:
+    for path in sorted(Path(folder).glob(f"{LOCK_NAME}*")):  # one file system: one probe
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # held: locks work here
+        except OSError:
+            return True
+        finally:
+            os.close(fd)  # releases the probe's lock
         return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False  # held: locks work here
-    except OSError:
-        return True
-    finally:
-        os.close(fd)  # releases the probe's lock
     return False
 
 
