@@ -95,7 +95,11 @@ def passed_locks() -> list:
 def hold_passed(fds: list) -> None:
     """Hold the lock files :func:`passed_locks` passed to this spawned process (their
     descriptors, unpickled) until it ends: closed in a child forked from it (a DataLoader
-    worker) as this process's own are."""
+    worker) as this process's own are, and not inherited by a program it runs, as the
+    parent's are not (``os.open``'s); multiprocessing passes them inheritable, and before, a
+    command a rank started without closing them (``os.system``) kept the folder locked."""
+    for fd in fds:
+        os.set_inheritable(fd, False)
     _HELD.update(fds)
 
 

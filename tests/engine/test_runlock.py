@@ -978,6 +978,53 @@ def test_a_folder_another_program_keeps_locked_is_waited_for_a_while_not_for_eve
     assert f"{run}: another process holds a lock on the folder itself" in caplog.text
 
 
+def _spawned_holder(locks: list) -> None:
+    """A process spawned to write a run (as ``engine train --processes``' ranks are): holds
+    the locks passed to it, then starts a command the way ``os.system`` does (no descriptor
+    closed), which exits 3 if it got a passed lock's descriptor."""
+    from engine.runlock import hold_passed
+
+    hold_passed(locks)
+    probe = (
+        "import os, sys\n"
+        "def lock(fd):\n"
+        "    try:\n"
+        "        return os.readlink(f'/proc/self/fd/{fd}').endswith('/.lock')\n"
+        "    except OSError:\n"
+        "        return False\n"
+        f"sys.exit(3 if any(lock(fd) for fd in {locks!r}) else 0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], close_fds=False, check=False)
+    sys.exit(done.returncode)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads descriptors from /proc")
+def test_a_spawned_writer_s_passed_locks_are_not_inherited_by_the_commands_it_runs(
+    tmp_path: Path,
+) -> None:
+    """A rank holds the run folder's lock its parent passed it (``passed_locks``) until it
+    ends, and no longer: the descriptor is not inherited by a command it starts, as the
+    parent's own lock is not (``os.open``'s). Before, it came inheritable (multiprocessing
+    passes descriptors so), and a command started without closing them (``os.system``) kept
+    the folder locked after the run ended, for as long as it ran."""
+    import multiprocessing
+
+    from engine.runlock import passed_locks
+
+    with exclusive(tmp_path / "run", "engine train"):
+        rank = multiprocessing.get_context("spawn").Process(
+            target=_spawned_holder, args=(passed_locks(),)
+        )
+        rank.start()
+        try:
+            rank.join(120)
+        finally:
+            if rank.is_alive():  # none left behind
+                rank.kill()
+                rank.join()
+    assert rank.exitcode == 0, rank.exitcode
+
+
 def test_a_failed_run_that_wrote_a_file_or_beside_a_shard_keeps_new_empty_folders(
     tmp_path: Path,
 ) -> None:
