@@ -522,8 +522,9 @@ def remove_temporaries(folder: Path, own: str = LOCK_NAME) -> int:
     the forty-seventh round only a run without ``--shard`` did, so a sharded run whose killed
     shard was rerun to the end kept them. :func:`exclusive` calls it under a brief lock on the
     folder (:func:`annotations.fileio.folder_locked`) that every run passes once it holds its
-    lock, before it writes: a shard whose lock was taken after the check above waits. Returns
-    how many."""
+    lock, before it writes: a shard whose lock was taken after the check above waits (up to
+    :data:`annotations.fileio.FOLDER_LOCK_WAIT_S`, past which the holder is taken for another
+    program's). Returns how many."""
     if others_writing(folder, own):
         return 0
     removed = 0
