@@ -28,6 +28,7 @@ import codecs
 import contextlib
 import errno
 import json
+import logging
 import os
 import pickle
 import re
@@ -36,12 +37,15 @@ import shutil
 import stat
 import sys
 import tempfile
+import time
 import typing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+log = logging.getLogger(__name__)
 
 TMP_SUFFIX = ".tmp"
 
@@ -607,25 +611,60 @@ def own_file(path: Path, keep: bool = True) -> None:
                     shutil.copyfileobj(linked, f)
 
 
+# how long folder_locked waits for another process's lock on the folder: an engine run holds it
+# for a check or a walk (under a second); longer is another program's (flock(1) on the folder)
+FOLDER_LOCK_WAIT_S = 10.0
+
+
 @contextlib.contextmanager
 def folder_locked(folder: Path) -> Iterator[None]:
     """An exclusive ``flock`` on ``folder`` itself while the block runs; none where there are no
     locks (Windows, some network file systems), as for the logs (:func:`_locked`). For a
     check-then-replace of a file there that another process may do at once (:func:`own_file`,
-    :func:`engine.runlock.exclusive` parting a lock file shared by hard links)."""
+    :func:`engine.runlock.exclusive` parting a lock file shared by hard links). Another
+    process holding it past :data:`FOLDER_LOCK_WAIT_S` is another program's, not a brief hold
+    of an engine run's (util-linux ``flock runs/x engine label --out runs/x`` holds it around
+    the command itself): said, and the block runs without it, as where there are no locks.
+    Before, it was waited for with no timeout, and such a command waited for its own wrapper
+    for ever, saying nothing."""
     fd = None
     try:
-        import fcntl
+        import fcntl  # noqa: F401 - only whether it exists (Windows: no flock)
 
         fd = os.open(folder, os.O_RDONLY)
-        fcntl.flock(fd, fcntl.LOCK_EX)
     except (ImportError, OSError):
         pass
     try:
+        if fd is not None:
+            _lock_a_while(fd, folder)
         yield
     finally:
         if fd is not None:
             os.close(fd)
+
+
+def _lock_a_while(fd: int, folder: Path) -> None:
+    """:func:`folder_locked`'s ``flock`` on ``fd`` (``folder``), waited for up to
+    :data:`FOLDER_LOCK_WAIT_S`; not taken where the file system refuses it."""
+    import fcntl
+
+    deadline = time.monotonic() + FOLDER_LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+        except OSError:  # no locks there: ENOLCK; EBADF on NFS, whose exclusive flock needs a
+            return  # file open for writing, which a folder cannot be
+    log.warning(
+        "%s: another process holds a lock on the folder itself (past %g s, longer than an "
+        "engine run holds it: flock(1) on the folder?); going on without it",
+        folder,
+        FOLDER_LOCK_WAIT_S,
+    )
 
 
 def same_file(fd: int, path: str | os.PathLike) -> bool:

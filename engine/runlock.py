@@ -95,7 +95,11 @@ def passed_locks() -> list:
 def hold_passed(fds: list) -> None:
     """Hold the lock files :func:`passed_locks` passed to this spawned process (their
     descriptors, unpickled) until it ends: closed in a child forked from it (a DataLoader
-    worker) as this process's own are."""
+    worker) as this process's own are, and not inherited by a program it runs, as the
+    parent's are not (``os.open``'s); multiprocessing passes them inheritable, and before, a
+    command a rank started without closing them (``os.system``) kept the folder locked."""
+    for fd in fds:
+        os.set_inheritable(fd, False)
     _HELD.update(fds)
 
 
@@ -518,8 +522,9 @@ def remove_temporaries(folder: Path, own: str = LOCK_NAME) -> int:
     the forty-seventh round only a run without ``--shard`` did, so a sharded run whose killed
     shard was rerun to the end kept them. :func:`exclusive` calls it under a brief lock on the
     folder (:func:`annotations.fileio.folder_locked`) that every run passes once it holds its
-    lock, before it writes: a shard whose lock was taken after the check above waits. Returns
-    how many."""
+    lock, before it writes: a shard whose lock was taken after the check above waits (up to
+    :data:`annotations.fileio.FOLDER_LOCK_WAIT_S`, past which the holder is taken for another
+    program's). Returns how many."""
     if others_writing(folder, own):
         return 0
     removed = 0
@@ -552,26 +557,30 @@ def _held_by(path: Path) -> str | None:
 
 
 def lockless(folder: str | os.PathLike) -> bool:
-    """Whether ``folder``'s lock file is there and cannot be locked (``flock`` fails but for
-    another process holding it: ENOLCK on a network file system without locking). A run there
-    goes on unlocked (:func:`exclusive`), its lock file empty, and :func:`writer` cannot find
-    it: an empty lock file is a run going on or one killed, which no probe tells apart."""
+    """Whether ``folder``'s lock files (``.lock``, a label run's shard's ``.lock-shard0of2``)
+    are there and cannot be locked (``flock`` fails but for another process holding it: ENOLCK
+    on a network file system without locking). A run there goes on unlocked
+    (:func:`exclusive`), its lock file empty, and :func:`writer` cannot find it: an empty lock
+    file is a run going on or one killed, which no probe tells apart. Before the fifty-seventh
+    round's review ``.lock`` alone was probed, so a shard going on there was told stopped."""
     try:
         import fcntl
     except ImportError:  # Windows: no flock, and exclusive makes no lock file
         return False
-    try:
-        fd = os.open(Path(folder) / LOCK_NAME, os.O_RDONLY)
-    except OSError:
+    for path in sorted(Path(folder).glob(f"{LOCK_NAME}*")):  # one file system: one probe
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # held: locks work here
+        except OSError:
+            return True
+        finally:
+            os.close(fd)  # releases the probe's lock
         return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False  # held: locks work here
-    except OSError:
-        return True
-    finally:
-        os.close(fd)  # releases the probe's lock
     return False
 
 

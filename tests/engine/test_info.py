@@ -1663,6 +1663,31 @@ def test_a_label_or_training_run_going_on_unlocked_is_not_told_stopped(tmp_path,
     assert res.exit_code == 0 and note not in said, res.output
 
 
+def test_a_shard_going_on_unlocked_is_not_told_stopped(tmp_path, monkeypatch):
+    """A shard of a label run (``--shard 1/2``) on a file system without locks goes on
+    unlocked, its lock file ``.lock-shard1of2`` empty, and no ``.lock`` there: engine info
+    looked for ``.lock`` alone to tell such a file system, so it told the shard going on
+    stopped ("run engine label again to finish", a second run beside it), exit 1 without the
+    note that it cannot tell. It says it cannot tell, as of a run without ``--shard``."""
+    import errno
+    import fcntl
+
+    from engine.runlock import LOCK_NAME, exclusive
+
+    done = [{"split": "train", "stem": "train0", "status": "ok", "config_hash": ""}]
+    _, run = _label_run(tmp_path, done)
+
+    def refused(*_: object) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", refused)
+    with exclusive(run, "engine label", ".lock-shard1of2", own=("run.json",)):
+        assert (run / ".lock-shard1of2").is_file() and not (run / LOCK_NAME).exists()
+        res, said = _info(["info", str(run), "--no-progress"])
+    assert res.exit_code == 1, res.output
+    assert f"note: {run}: the file system takes no locks, so engine info cannot tell" in said, said
+
+
 def test_a_label_run_whose_shards_wrote_nothing_yet_names_them(tmp_path):
     """Shards of one label run (``--shard i/n``, each holding its own ``.lock-shardIofN``)
     starting, or all killed before their first file (crash-injection, second pass: engine info

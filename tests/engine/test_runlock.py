@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -289,7 +290,8 @@ def test_a_refused_run_whose_lock_file_was_removed_meanwhile_removes_the_one_it_
     real, calls = fcntl.flock, []
 
     def flock(fd, op):  # noqa: ANN001, ANN202
-        calls.append(op)
+        if not stat.S_ISDIR(os.fstat(fd).st_mode):  # a lock file's, not the folder's own
+            calls.append(op)
         if len(calls) == 1:  # B's first lock: A is refused and ends meanwhile
             a.__exit__(ValueError, ValueError("A: bad input"), None)
         return real(fd, op)
@@ -297,9 +299,9 @@ def test_a_refused_run_whose_lock_file_was_removed_meanwhile_removes_the_one_it_
     monkeypatch.setattr(fcntl, "flock", flock)
     with pytest.raises(ValueError, match="B"), exclusive(folder, "engine fuse"):
         raise ValueError("B: bad input")
-    # the removed file, then the new one (then the folder's brief lock, blocking, before the
-    # temporaries' removal)
-    assert calls.count(fcntl.LOCK_EX | fcntl.LOCK_NB) == 2
+    # the removed file, then the new one (the folder's brief lock, before the temporaries'
+    # removal, is not counted)
+    assert calls == [fcntl.LOCK_EX | fcntl.LOCK_NB] * 2
     assert list(folder.iterdir()) == []
 
 
@@ -960,6 +962,94 @@ def test_a_shard_starting_as_another_removes_temporaries_keeps_the_new_shards_fi
         pass
     other.join()
     assert wrote.is_set() and live.exists() and not stale.exists()
+
+
+def test_a_folder_another_program_keeps_locked_is_waited_for_a_while_not_for_ever(
+    tmp_path: Path, monkeypatch, caplog
+) -> None:
+    """The killed runs' temporaries are removed under a brief lock on the folder itself, which
+    an engine run holds for the walk alone. Another program may hold it for longer: util-linux
+    ``flock runs/x engine label --out runs/x`` locks the folder around the command itself.
+    Before, the run waited for it with no timeout: the command waited for the lock its own
+    wrapper held, for ever, and said nothing. It now waits a while (``FOLDER_LOCK_WAIT_S``),
+    says so, and goes on without it, as where the file system takes no locks."""
+    import fcntl
+    import threading
+
+    from annotations import fileio
+
+    monkeypatch.setattr(fileio, "FOLDER_LOCK_WAIT_S", 0.3, raising=False)
+    run = tmp_path / "run"
+    stale = run / "labels/train/.a.png.x_9yz0ab.tmp"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"x")
+    (run / "run.json").write_text("{}")
+    wrapper = os.open(run, os.O_RDONLY)  # as flock(1) holds it around the command
+    fcntl.flock(wrapper, fcntl.LOCK_EX)
+    ran = threading.Event()
+
+    def command() -> None:
+        with exclusive(run, "engine label", own=("run.json",)):
+            ran.set()
+
+    started = threading.Thread(target=command, daemon=True)
+    try:
+        started.start()
+        started.join(10)
+        held_on = started.is_alive()
+    finally:
+        os.close(wrapper)  # a command still waiting (before the fix) goes on and ends
+        started.join(10)
+    assert not held_on and ran.is_set(), "the run waited for the folder's lock for ever"
+    assert not stale.exists()  # alone in the folder: its killed runs' temporaries removed
+    assert f"{run}: another process holds a lock on the folder itself" in caplog.text
+
+
+def _spawned_holder(locks: list) -> None:
+    """A process spawned to write a run (as ``engine train --processes``' ranks are): holds
+    the locks passed to it, then starts a command the way ``os.system`` does (no descriptor
+    closed), which exits 3 if it got a passed lock's descriptor."""
+    from engine.runlock import hold_passed
+
+    hold_passed(locks)
+    probe = (
+        "import os, sys\n"
+        "def lock(fd):\n"
+        "    try:\n"
+        "        return os.readlink(f'/proc/self/fd/{fd}').endswith('/.lock')\n"
+        "    except OSError:\n"
+        "        return False\n"
+        f"sys.exit(3 if any(lock(fd) for fd in {locks!r}) else 0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], close_fds=False, check=False)
+    sys.exit(done.returncode)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads descriptors from /proc")
+def test_a_spawned_writer_s_passed_locks_are_not_inherited_by_the_commands_it_runs(
+    tmp_path: Path,
+) -> None:
+    """A rank holds the run folder's lock its parent passed it (``passed_locks``) until it
+    ends, and no longer: the descriptor is not inherited by a command it starts, as the
+    parent's own lock is not (``os.open``'s). Before, it came inheritable (multiprocessing
+    passes descriptors so), and a command started without closing them (``os.system``) kept
+    the folder locked after the run ended, for as long as it ran."""
+    import multiprocessing
+
+    from engine.runlock import passed_locks
+
+    with exclusive(tmp_path / "run", "engine train"):
+        rank = multiprocessing.get_context("spawn").Process(
+            target=_spawned_holder, args=(passed_locks(),)
+        )
+        rank.start()
+        try:
+            rank.join(120)
+        finally:
+            if rank.is_alive():  # none left behind
+                rank.kill()
+                rank.join()
+    assert rank.exitcode == 0, rank.exitcode
 
 
 def test_a_failed_run_that_wrote_a_file_or_beside_a_shard_keeps_new_empty_folders(
