@@ -1655,8 +1655,10 @@ def test_a_label_or_training_run_going_on_unlocked_is_not_told_stopped(tmp_path,
         with exclusive(folder, command):  # going on, unlocked: its .lock empty
             res, said = _info(["info", str(folder), "--no-progress"])
         assert res.exit_code == 1, res.output
-        assert f"note: {folder}: {note} it now or was stopped: once no engine command runs on " \
-            "it, run that command again" in said, said
+        assert (
+            f"note: {folder}: {note} it now or was stopped: once no engine command runs on "
+            "it, run that command again" in said
+        ), said
     (train / "metrics.jsonl").write_text(json.dumps({"step": 10, "loss": 1.0}) + "\n")
     with exclusive(train, "engine train"):
         res, said = _info(["info", str(train), "--no-progress"])

@@ -1471,12 +1471,15 @@ def test_a_record_set_aside_comes_back_when_the_rerun_fails_before_writing(tmp_p
     (out / "overlays" / "a.jpg").write_bytes(b"jpeg")
     (out / "report.json").write_text('{"files": {}}')
     error = OSError(28, "No space left on device") if how == "error" else KeyboardInterrupt()
-    with pytest.raises(type(error)), exclusive(out, "engine report"):
-        with record_set_aside(out, "report.json"):
-            assert not (out / "report.json").exists()
-            assert (out / ".report.json.earlier").read_text() == '{"files": {}}'
-            (out / "overlays" / ".b.jpg.x1y2z3w4.tmp").write_bytes(b"")  # removed by a real write
-            raise error
+    with (
+        pytest.raises(type(error)),
+        exclusive(out, "engine report"),
+        record_set_aside(out, "report.json"),
+    ):
+        assert not (out / "report.json").exists()
+        assert (out / ".report.json.earlier").read_text() == '{"files": {}}'
+        (out / "overlays" / ".b.jpg.x1y2z3w4.tmp").write_bytes(b"")  # removed by a real write
+        raise error
     assert (out / "report.json").read_text() == '{"files": {}}'
     assert not (out / ".report.json.earlier").exists()
 
