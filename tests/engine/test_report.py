@@ -765,6 +765,37 @@ def test_the_chart_colours_each_source_as_its_overlays_do(tmp_path):
         assert (rgb == overlays[kind]).all(axis=-1).sum() > 1000, kind
 
 
+def test_the_chart_draws_each_score_as_its_bar_and_value_with_room_above_a_perfect_one(
+    tmp_path, monkeypatch
+):
+    """Each panel of the report's chart: one bar per source as high as its score, an undefined
+    score (None: fused labels lacking every annotated image) a bar of 0, each bar's value written
+    on it to 2 decimals (BF1 to 3), the source's first space a line break, and the axes from 0 to
+    8% above a perfect score (100, or 1 for BF1), so that its value stays inside the frame."""
+    import engine.report
+    from engine.report import plot_chart
+
+    figures = saved_figures(monkeypatch, engine.report)
+    rows = [
+        {"kind": "pseudo labels", "source": "pseudo labels", "iou": 60.0, "biou": 40.0, "bf1": 0.6},
+        {"kind": "fused labels", "source": "fused labels", "iou": None, "biou": None, "bf1": None},
+        {"kind": "joint-trained model", "source": "joint-trained model", "iou": 100.0,
+         "biou": 100.0, "bf1": 1.0},
+    ]  # fmt: skip
+    plot_chart(rows, tmp_path / "c.png", "Bicycle")
+    (fig,) = figures
+    want = {"IoU": ([60, 0, 100], 100), "BIoU": ([40, 0, 100], 100), "BF1": ([0.6, 0, 1], 1)}
+    for ax in fig.axes:
+        heights, top = next(v for k, v in want.items() if ax.get_title().startswith(k))
+        assert [p.get_height() for p in ax.patches] == pytest.approx(heights), ax.get_title()
+        digits = "{:.3f}" if top == 1 else "{:.2f}"
+        assert [t.get_text() for t in ax.texts] == [digits.format(v) for v in heights]
+        assert [t.get_position()[1] for t in ax.texts] == pytest.approx(heights)
+        assert ax.get_ylim() == pytest.approx((0, 1.08 * top))
+        ticks = [t.get_text() for t in ax.get_xticklabels()]
+        assert ticks == ["pseudo\nlabels", "fused\nlabels", "joint-trained\nmodel"]
+
+
 def test_overlay_captions_say_what_magenta_is_where_a_panel_has_255(world, monkeypatch):
     """255 pixels (unannotated, uncertain) are tinted magenta in the overlays, and nothing in
     the report said so; a panel that holds them now says it in its caption."""
