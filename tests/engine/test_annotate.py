@@ -3991,6 +3991,17 @@ def test_pick_decodes_no_instance_mask(tmp_path, world, monkeypatch):
     assert got == want
 
 
+def test_an_instance_of_exactly_the_tiny_fraction_of_its_image_is_not_tiny(world):
+    """Tiny is *smaller* than ``tiny_fraction`` of the image (``PickConfig``): the 5-pixel dot
+    of a 64x48 image is not tiny at 5/3072, and is at 6/3072."""
+    from engine.annotate import image_stat
+
+    _, run, _ = world
+    labelled = LabelRun.open(run)
+    assert image_stat(labelled, "test", "img001", 5 / (H * W)).num_tiny == 0
+    assert image_stat(labelled, "test", "img001", 6 / (H * W)).num_tiny == 1
+
+
 def test_coco_image_ids_that_are_strings_are_read_as_pycocotools_reads_them(tmp_path):
     """Some exporters write COCO image ids as strings (``"x7"``); pycocotools takes any key, but
     the import refused the file ("image entry ... lacks id/file_name/width/height"). A string
