@@ -1662,6 +1662,8 @@ def test_pick_for_annotation_writes_list(tmp_path, world):
     assert picks[0].stem == "img000" and picks[0].reason == "low-confidence"  # confidence 90/255
     doc = json.loads(out.with_suffix(".json").read_text())
     assert doc["backend"] == "simulated" and doc["picks"][0]["num_instances"] == 2
+    # the mean confidence as the 0..1 fraction of its map's 0..255 values, from the map
+    assert (doc["picks"][0]["confidence"], doc["picks"][0]["confidence_from"]) == (0.3529, "map")
     assert "packages" in doc["environment"]  # reproducible: versions and machine recorded
 
 
@@ -3989,6 +3991,20 @@ def test_pick_decodes_no_instance_mask(tmp_path, world, monkeypatch):
     assert [(s.num_instances, s.num_tiny) for s in stats] == [(2, 0), (1, 1), (0, 0)]
     got, _ = pick_for_annotation(PickConfig(run=str(run), n=3, out=str(tmp_path / "b.txt")))
     assert got == want
+
+
+def test_pick_and_export_of_a_split_the_run_did_not_label_name_the_splits_it_has(tmp_path, world):
+    """A split with no labelled image is said as such, with the run's splits, and no list or
+    export is written; not as images "removed from the dataset since"."""
+    _, run, _ = world
+    said = f"{run}: no labelled images in split 'val' (splits: test)"
+    with pytest.raises(ValueError) as err:
+        pick_for_annotation(PickConfig(run=str(run), split="val", n=2, progress=False))
+    assert str(err.value) == said
+    with pytest.raises(ValueError) as err:
+        export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "x"), split="val"))
+    assert str(err.value) == said
+    assert not (run / "pick-val.txt").exists() and not (tmp_path / "x").exists()
 
 
 def test_an_instance_of_exactly_the_tiny_fraction_of_its_image_is_not_tiny(world):
