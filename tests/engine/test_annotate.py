@@ -3299,6 +3299,21 @@ def test_an_annotation_tool_s_zip_download_imports_as_it_is(tmp_path, world, cap
     assert str(e.value) == f"{tmp_path / 'notes.zip'}: no .xml files in this archive"
 
 
+def test_a_download_that_compresses_more_than_the_ratio_unpacks_within_the_slack(tmp_path):
+    """The zip-bomb bound is 100 times the archive's size plus 1 GiB: a few MB of JSON that
+    compresses a thousand times (indented, padded: 4 MB of spaces in 4 KB) unpacks as it is."""
+    import zipfile
+
+    from engine.annotate import unzip
+
+    download = tmp_path / "download.zip"
+    with zipfile.ZipFile(download, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("annotations/instances_default.json", b"{}" + b" " * (4 << 20))
+    assert download.stat().st_size * 100 < 4 << 20
+    into = unzip(download, tmp_path / "u")
+    assert (into / "annotations" / "instances_default.json").stat().st_size == 2 + (4 << 20)
+
+
 def test_a_zip_bomb_or_a_name_given_twice_is_refused_before_anything_is_unpacked(
     tmp_path, world, monkeypatch
 ):
