@@ -3740,6 +3740,30 @@ def test_engine_info_tells_a_tool_s_download_from_a_dataset_root(tmp_path, world
     assert "Images per split" in CliRunner().invoke(app, ["info", str(data)]).output
 
 
+def test_an_image_list_s_split_is_its_pick_record_s_and_none_without_a_usable_one(tmp_path):
+    """``list_split``: the split of the ``.json`` twin ``engine annotate pick`` writes beside
+    its list; none for a list without a twin, or whose twin is no pick record or records no
+    split as a name (empty, a number). ``export_split``: a given split, else the list's; a
+    given split other than the list's is refused."""
+    from engine.annotate import export_split, list_split
+
+    listed = tmp_path / "pick.txt"
+    listed.write_text("img000\n")
+    twin = listed.with_suffix(".json")
+    assert list_split(listed) is None and export_split(None, str(listed)) is None
+    for doc in ({"config": {"split": 3}}, {"config": {"split": ""}}, {"config": None}, [1]):
+        twin.write_text(json.dumps(doc))
+        assert list_split(listed) is None, doc
+    twin.write_text("not json")
+    assert list_split(listed) is None
+    twin.write_text(json.dumps({"config": {"split": "val"}}))
+    assert list_split(listed) == "val" and export_split(None, str(listed)) == "val"
+    assert export_split("val", str(listed)) == "val" and export_split("train", None) == "train"
+    with pytest.raises(ValueError, match=r"pick.txt: the images were picked from split 'val' "
+                       r"\(pick.json\), not 'test'; drop --split or give --split val"):  # fmt: skip
+        export_split("test", str(listed))
+
+
 def test_an_image_list_is_read_past_comments_and_refused_missing_or_empty(tmp_path):
     from engine.annotate import _stem_named
 
