@@ -3685,6 +3685,10 @@ def test_yolo_segmentation_labels_import_with_their_dataset_s_names(tmp_path, wo
             ImportConfig("auto", [str(labels)], "Bicycle", str(data), str(tmp_path / "s"))
         )
     assert sub.info["import_format"] == "yolo" and sub.stems == ("img000", "img001")
+    from engine.annotate import detect_format
+
+    one = labels / "img000_jpg.rf.68cb444f62494b5756c4708d119a66da.txt"
+    assert detect_format([str(one)]) == "yolo"  # a label file given by name is told too
     want = np.zeros((H, W), np.uint8)
     want[2:6, 2:10] = 1
     assert np.array_equal(sub.mask("img000"), want) and not sub.mask("img001").any()
