@@ -1662,6 +1662,8 @@ def test_pick_for_annotation_writes_list(tmp_path, world):
     assert picks[0].stem == "img000" and picks[0].reason == "low-confidence"  # confidence 90/255
     doc = json.loads(out.with_suffix(".json").read_text())
     assert doc["backend"] == "simulated" and doc["picks"][0]["num_instances"] == 2
+    # the mean confidence as the 0..1 fraction of its map's 0..255 values, from the map
+    assert (doc["picks"][0]["confidence"], doc["picks"][0]["confidence_from"]) == (0.3529, "map")
     assert "packages" in doc["environment"]  # reproducible: versions and machine recorded
 
 
@@ -3297,6 +3299,21 @@ def test_an_annotation_tool_s_zip_download_imports_as_it_is(tmp_path, world, cap
     assert str(e.value) == f"{tmp_path / 'notes.zip'}: no .xml files in this archive"
 
 
+def test_a_download_that_compresses_more_than_the_ratio_unpacks_within_the_slack(tmp_path):
+    """The zip-bomb bound is 100 times the archive's size plus 1 GiB: a few MB of JSON that
+    compresses a thousand times (indented, padded: 4 MB of spaces in 4 KB) unpacks as it is."""
+    import zipfile
+
+    from engine.annotate import unzip
+
+    download = tmp_path / "download.zip"
+    with zipfile.ZipFile(download, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("annotations/instances_default.json", b"{}" + b" " * (4 << 20))
+    assert download.stat().st_size * 100 < 4 << 20
+    into = unzip(download, tmp_path / "u")
+    assert (into / "annotations" / "instances_default.json").stat().st_size == 2 + (4 << 20)
+
+
 def test_a_zip_bomb_or_a_name_given_twice_is_refused_before_anything_is_unpacked(
     tmp_path, world, monkeypatch
 ):
@@ -3668,6 +3685,10 @@ def test_yolo_segmentation_labels_import_with_their_dataset_s_names(tmp_path, wo
             ImportConfig("auto", [str(labels)], "Bicycle", str(data), str(tmp_path / "s"))
         )
     assert sub.info["import_format"] == "yolo" and sub.stems == ("img000", "img001")
+    from engine.annotate import detect_format
+
+    one = labels / "img000_jpg.rf.68cb444f62494b5756c4708d119a66da.txt"
+    assert detect_format([str(one)]) == "yolo"  # a label file given by name is told too
     want = np.zeros((H, W), np.uint8)
     want[2:6, 2:10] = 1
     assert np.array_equal(sub.mask("img000"), want) and not sub.mask("img001").any()
@@ -3721,6 +3742,30 @@ def test_engine_info_tells_a_tool_s_download_from_a_dataset_root(tmp_path, world
         assert out.exit_code == 0, out.output
         assert title in " ".join(out.output.split())
     assert "Images per split" in CliRunner().invoke(app, ["info", str(data)]).output
+
+
+def test_an_image_list_s_split_is_its_pick_record_s_and_none_without_a_usable_one(tmp_path):
+    """``list_split``: the split of the ``.json`` twin ``engine annotate pick`` writes beside
+    its list; none for a list without a twin, or whose twin is no pick record or records no
+    split as a name (empty, a number). ``export_split``: a given split, else the list's; a
+    given split other than the list's is refused."""
+    from engine.annotate import export_split, list_split
+
+    listed = tmp_path / "pick.txt"
+    listed.write_text("img000\n")
+    twin = listed.with_suffix(".json")
+    assert list_split(listed) is None and export_split(None, str(listed)) is None
+    for doc in ({"config": {"split": 3}}, {"config": {"split": ""}}, {"config": None}, [1]):
+        twin.write_text(json.dumps(doc))
+        assert list_split(listed) is None, doc
+    twin.write_text("not json")
+    assert list_split(listed) is None
+    twin.write_text(json.dumps({"config": {"split": "val"}}))
+    assert list_split(listed) == "val" and export_split(None, str(listed)) == "val"
+    assert export_split("val", str(listed)) == "val" and export_split("train", None) == "train"
+    with pytest.raises(ValueError, match=r"pick.txt: the images were picked from split 'val' "
+                       r"\(pick.json\), not 'test'; drop --split or give --split val"):  # fmt: skip
+        export_split("test", str(listed))
 
 
 def test_an_image_list_is_read_past_comments_and_refused_missing_or_empty(tmp_path):
@@ -3989,6 +4034,31 @@ def test_pick_decodes_no_instance_mask(tmp_path, world, monkeypatch):
     assert [(s.num_instances, s.num_tiny) for s in stats] == [(2, 0), (1, 1), (0, 0)]
     got, _ = pick_for_annotation(PickConfig(run=str(run), n=3, out=str(tmp_path / "b.txt")))
     assert got == want
+
+
+def test_pick_and_export_of_a_split_the_run_did_not_label_name_the_splits_it_has(tmp_path, world):
+    """A split with no labelled image is said as such, with the run's splits, and no list or
+    export is written; not as images "removed from the dataset since"."""
+    _, run, _ = world
+    said = f"{run}: no labelled images in split 'val' (splits: test)"
+    with pytest.raises(ValueError) as err:
+        pick_for_annotation(PickConfig(run=str(run), split="val", n=2, progress=False))
+    assert str(err.value) == said
+    with pytest.raises(ValueError) as err:
+        export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "x"), split="val"))
+    assert str(err.value) == said
+    assert not (run / "pick-val.txt").exists() and not (tmp_path / "x").exists()
+
+
+def test_an_instance_of_exactly_the_tiny_fraction_of_its_image_is_not_tiny(world):
+    """Tiny is *smaller* than ``tiny_fraction`` of the image (``PickConfig``): the 5-pixel dot
+    of a 64x48 image is not tiny at 5/3072, and is at 6/3072."""
+    from engine.annotate import image_stat
+
+    _, run, _ = world
+    labelled = LabelRun.open(run)
+    assert image_stat(labelled, "test", "img001", 5 / (H * W)).num_tiny == 0
+    assert image_stat(labelled, "test", "img001", 6 / (H * W)).num_tiny == 1
 
 
 def test_coco_image_ids_that_are_strings_are_read_as_pycocotools_reads_them(tmp_path):

@@ -765,6 +765,37 @@ def test_the_chart_colours_each_source_as_its_overlays_do(tmp_path):
         assert (rgb == overlays[kind]).all(axis=-1).sum() > 1000, kind
 
 
+def test_the_chart_draws_each_score_as_its_bar_and_value_with_room_above_a_perfect_one(
+    tmp_path, monkeypatch
+):
+    """Each panel of the report's chart: one bar per source as high as its score, an undefined
+    score (None: fused labels lacking every annotated image) a bar of 0, each bar's value written
+    on it to 2 decimals (BF1 to 3), the source's first space a line break, and the axes from 0 to
+    8% above a perfect score (100, or 1 for BF1), so that its value stays inside the frame."""
+    import engine.report
+    from engine.report import plot_chart
+
+    figures = saved_figures(monkeypatch, engine.report)
+    rows = [
+        {"kind": "pseudo labels", "source": "pseudo labels", "iou": 60.0, "biou": 40.0, "bf1": 0.6},
+        {"kind": "fused labels", "source": "fused labels", "iou": None, "biou": None, "bf1": None},
+        {"kind": "joint-trained model", "source": "joint-trained model", "iou": 100.0,
+         "biou": 100.0, "bf1": 1.0},
+    ]  # fmt: skip
+    plot_chart(rows, tmp_path / "c.png", "Bicycle")
+    (fig,) = figures
+    want = {"IoU": ([60, 0, 100], 100), "BIoU": ([40, 0, 100], 100), "BF1": ([0.6, 0, 1], 1)}
+    for ax in fig.axes:
+        heights, top = next(v for k, v in want.items() if ax.get_title().startswith(k))
+        assert [p.get_height() for p in ax.patches] == pytest.approx(heights), ax.get_title()
+        digits = "{:.3f}" if top == 1 else "{:.2f}"
+        assert [t.get_text() for t in ax.texts] == [digits.format(v) for v in heights]
+        assert [t.get_position()[1] for t in ax.texts] == pytest.approx(heights)
+        assert ax.get_ylim() == pytest.approx((0, 1.08 * top))
+        ticks = [t.get_text() for t in ax.get_xticklabels()]
+        assert ticks == ["pseudo\nlabels", "fused\nlabels", "joint-trained\nmodel"]
+
+
 def test_overlay_captions_say_what_magenta_is_where_a_panel_has_255(world, monkeypatch):
     """255 pixels (unannotated, uncertain) are tinted magenta in the overlays, and nothing in
     the report said so; a panel that holds them now says it in its caption."""
@@ -807,6 +838,55 @@ def test_overlays_of_a_very_wide_or_tall_photo_name_every_panel(tmp_path, h, w):
     assert box.mean() < 90  # black, with the caption in white
     thumb = (384 * h // w, 384) if w > h else (384, 384 * w // h)
     assert picture.shape[0] >= thumb[0] + th + 12  # the caption does not cover the thumbnail
+
+
+def test_a_caption_is_written_inside_its_black_box_in_the_thumbnail_s_corner():
+    """``_tile``: the caption's box, black to its edges, in the thumbnail's top-left corner and
+    nothing else drawn; its text inside it with a margin (not cut at the top, not below it); the
+    thumbnail given is left as it was, and an empty caption draws nothing."""
+    from engine.report import _caption_size, _tile
+
+    for caption in ("annotation", "pseudo labels; magenta: 255", "2x the image's pixels"):
+        bw, bh = _caption_size(caption)
+        thumb = np.full((3 * bh, bw + 20, 3), 128, np.uint8)
+        drawn = _tile(thumb, caption)
+        assert (thumb == 128).all() and drawn.shape == thumb.shape
+        assert (drawn[bh + 1 :] == 128).all() and (drawn[:, bw + 1 :] == 128).all(), caption
+        box = drawn[: bh + 1, : bw + 1]
+        for edge in (box[0], box[-1], box[:, 0], box[:, -1]):
+            assert not edge.any(), caption  # black: (0, 0, 0)
+        rows, cols = np.nonzero(box.max(axis=-1) > 128)  # the white text
+        assert rows.size and 3 <= rows.min() and rows.max() <= bh - 3, caption
+        assert 3 <= cols.min() and cols.max() <= bw - 3, caption
+    assert (_tile(thumb, "") == thumb).all()
+
+
+def test_captions_go_in_a_band_only_where_a_thumbnail_cannot_hold_them(tmp_path):
+    """``_grid`` writes the captions in the thumbnails where each box fits: as wide as the
+    thumbnail at most, as tall as a third of it at most (the bounds included); a thumbnail a
+    pixel narrower or shorter puts every caption in a band above its thumbnail, as tall as the
+    tallest box, each column as wide as its widest caption or thumbnail (white beside it).
+    Panels are 4 white pixels apart."""
+    from engine.report import _caption_size, _grid
+
+    bw, bh = _caption_size("annotation")
+    other = _caption_size("pseudo labels")
+    fits = np.full((3 * bh, bw, 3), 100, np.uint8)
+    assert _grid([[(fits, "annotation")]]).shape == (3 * bh, bw + 4, 3)  # in place
+    assert _grid([[(fits[:, 1:], "annotation")]]).shape == (bh + 3 * bh, bw + 4, 3)  # a band
+    assert _grid([[(fits[1:], "annotation")]]).shape == (bh + 3 * bh - 1, bw + 4, 3)
+    for thumb in (fits[:, 1:], fits[1:]):
+        band = _grid([[(thumb, "annotation"), (thumb, "pseudo labels")]])  # one photo's
+        h, w = thumb.shape[:2]
+        assert band.shape == (bh + h, max(bw, w) + 4 + max(other[0], w) + 4, 3)
+        # the thumbnail below the band (its first row under the box's last, drawn inclusive)
+        assert (band[bh + 1 : bh + h, :w] == 100).all()
+        assert (band[bh + 1 :, w:bw] == 255).all() and (band[:bh, bw + 1 : bw + 4] == 255).all()
+        assert not band[0, :bw].any()  # its caption's box in the band
+    two_rows = _grid([[(fits, "annotation")], [(fits, "")]])
+    assert two_rows.shape == (2 * 3 * bh + 4, bw + 4, 3)
+    assert (two_rows[3 * bh : 3 * bh + 4] == 255).all() and (two_rows[:, bw:] == 255).all()
+    assert (two_rows[3 * bh + 4 :, :bw] == 100).all()  # no caption: the thumbnail as it is
 
 
 def test_compare_chart_has_room_for_a_perfect_scores_value(tmp_path, monkeypatch):
