@@ -1319,6 +1319,20 @@ def test_a_checkpoint_whose_weights_do_not_fit_its_model_config_is_named(tmp_pat
     assert f"size mismatch for {name}" in str(e.value)
 
 
+def test_weights_that_do_not_fit_name_the_first_two_problems_on_one_line() -> None:
+    """torch's first line (`Error(s) in loading state_dict for Linear:`) names neither file nor
+    tensor and is left out; its next two, a tensor missing and another's shape, are both kept,
+    on one line (only one problem was tested before the fifty-seventh round's mutation pass)."""
+    from trainer.checkpoint import load_weights
+
+    with pytest.raises(ValueError) as e:
+        load_weights(torch.nn.Linear(2, 3), {"weight": torch.zeros(3, 3)}, "m.pt")
+    said = str(e.value)
+    assert said.startswith("m.pt: its weights do not fit the model its model_config builds (")
+    assert 'Missing key(s) in state_dict: "bias"' in said and "size mismatch for weight" in said
+    assert "Error(s)" not in said and "\n" not in said
+
+
 def test_a_checkpoint_s_bad_model_config_is_named_with_its_file(tmp_path) -> None:
     """A model_config value out of range (an edited file) names the checkpoint; before,
     `ModelConfig.dec_layers must be >= 1, got False` named no file (found by fuzzing)."""

@@ -39,6 +39,30 @@ class _EndedRank:
         pass
 
 
+def _ranks_sending(monkeypatch, *messages, ranks=None, seen=None, joined=None):
+    """``torch.multiprocessing.start_processes`` stubbed: ranks that put ``messages`` on the
+    parent's queue and have ended (``ranks``: the rank stubs; ``seen``: a list that gets the
+    config the ranks were given; ``joined``: called as the parent's wait for them ends)."""
+    import torch.multiprocessing as mp
+
+    class Ranks:
+        processes = ranks if ranks is not None else [_EndedRank(101, 0), _EndedRank(102, 0)]
+
+        def join(self, timeout=None) -> bool:
+            if joined is not None:
+                joined()
+            return True
+
+    def start(fn, args, nprocs, join, start_method):
+        if seen is not None:
+            seen.append(args[1])
+        for message in messages:
+            args[4].put(message)  # the messages queue
+        return Ranks()
+
+    monkeypatch.setattr(mp, "start_processes", start)
+
+
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
@@ -163,31 +187,17 @@ def test_train_processes_refuses_one_process_before_starting_any(monkeypatch):
 def test_the_parent_passes_the_init_report_on_and_raises_the_first_error(monkeypatch):
     """What the parent makes of the ranks' messages: the init report to ``on_init`` (none
     given: dropped), rank 0's result returned, and of several ranks' errors the first raised."""
-    import torch.multiprocessing as mp
-
     from trainer.spawn import train_processes
 
-    class Ranks:
-        processes = [_EndedRank(101, 0), _EndedRank(102, 0)]
-
-        def join(self, timeout=None) -> bool:
-            return True
-
-    def ranks_sending(*messages):
-        def start(fn, args, nprocs, join, start_method):
-            for message in messages:
-                args[4].put(message)  # the messages queue
-            return Ranks()
-
-        monkeypatch.setattr(mp, "start_processes", start)
-
     cfg = TrainConfig(data="unused", device="cpu", processes=2)
-    ranks_sending(("init", "report"), ("result", "finished run"))
+    _ranks_sending(monkeypatch, ("init", "report"), ("result", "finished run"))
     assert train_processes(lambda c: None, cfg, 2) == "finished run"
     reports = []
     assert train_processes(lambda c: None, cfg, 2, on_init=reports.append) == "finished run"
     assert reports == ["report"]
-    ranks_sending(("init", "report"), ("error", ValueError("first")), ("error", OSError("next")))
+    _ranks_sending(
+        monkeypatch, ("init", "report"), ("error", ValueError("first")), ("error", OSError("next"))
+    )
     with pytest.raises(ValueError, match="^first$"):
         train_processes(lambda c: None, cfg, 2)
 
@@ -586,3 +596,114 @@ def test_ranks_the_hang_up_ends_before_their_handlers_are_the_stop(
         train_processes(lambda c: None, cfg, 2)
     assert (stop.value.step, stop.value.code) == (None, 129)
     assert stopping.received_signal() == ("SIGHUP", 129)
+
+
+@pytest.mark.parametrize(("workers", "ranks_workers", "threads"), [(-1, 0, 4), (1, 1, 3)])
+def test_ranks_get_no_loader_workers_by_default_and_the_cores_left(
+    monkeypatch, workers, ranks_workers, threads
+):
+    """`--workers` left at -1 ("auto": min(4, cores - 1) in one process) is 0 in each rank, whose
+    torch threads then share all the cores (docs/trainer.md: one thread each on the 2-core
+    default); a count given is each rank's, its cores taken from the threads' share. Nothing
+    tested what the ranks were given before the fifty-seventh round's mutation pass."""
+    from trainer import spawn
+
+    monkeypatch.setattr(spawn, "cpu_cores", lambda: 8)
+    seen = []
+    _ranks_sending(monkeypatch, ("result", "finished run"), seen=seen)
+    cfg = TrainConfig(data="unused", device="cpu", processes=2, num_workers=workers)
+    assert spawn.train_processes(lambda c: None, cfg, 2) == "finished run"
+    (ranks,) = seen
+    assert (ranks.num_workers, ranks.threads, ranks.processes) == (ranks_workers, threads, 2)
+
+
+def test_ranks_that_end_without_a_result_are_an_error_or_the_stop_that_came(monkeypatch):
+    """Ranks that all exited without an error and without rank 0's result: a RuntimeError, not
+    None returned as a finished run. A SIGTERM that came during that last wait is the stop the
+    command reports (`interrupted (SIGTERM)`), not forgotten as one a finished run discards."""
+    from engine import stopping
+    from trainer.spawn import train_processes
+
+    for key in ("received", "pending", "deferring"):
+        monkeypatch.setattr(stopping._State, key, getattr(stopping._State, key))
+    monkeypatch.setattr(stopping._State, "deferring", 0)
+    cfg = TrainConfig(data="unused", device="cpu", processes=2)
+    _ranks_sending(monkeypatch)
+    with pytest.raises(RuntimeError, match="^training processes ended without a result$"):
+        train_processes(lambda c: None, cfg, 2)
+
+    def signalled():
+        stopping._State.received = stopping._State.pending = True  # as the handler does
+
+    _ranks_sending(monkeypatch, joined=signalled)
+    with pytest.raises(stopping.Terminated):
+        train_processes(lambda c: None, cfg, 2)
+
+
+def test_ranks_stopped_together_get_5_seconds_to_exit_and_others_none(monkeypatch):
+    """After a stop (the ranks save their step and exit by themselves) each rank is waited for
+    up to 5 s in all before it is killed; after any other end, not at all (a rank left waiting
+    on a dead peer's collective is killed at once)."""
+    from engine import stopping
+    from trainer.spawn import train_processes
+
+    for key in ("received", "pending", "deferring", "signal_name"):
+        monkeypatch.setattr(stopping._State, key, getattr(stopping._State, key))
+
+    class TimedRank(_EndedRank):
+        def join(self, timeout=None) -> None:
+            waits.append(timeout)
+
+    cfg = TrainConfig(data="unused", device="cpu", processes=2)
+    for error, longest in ((stopping.Terminated(3, "run/last.pt"), 5.0), (ValueError("bad"), 0.0)):
+        waits = []
+        ranks = [TimedRank(101, 0), TimedRank(102, 0)]
+        _ranks_sending(monkeypatch, ("error", error), ranks=ranks)
+        with pytest.raises(type(error)):
+            train_processes(lambda c: None, cfg, 2)
+        first, second, *closing = waits
+        assert longest - 1.0 < first <= longest and second <= first and closing == [None, None]
+        if not longest:
+            assert first == second == 0.0
+
+
+def test_a_rank_exits_once_its_parent_is_gone(monkeypatch):
+    """The watchdog of each rank (`_exit_with_parent`): looks once a second and ends the
+    process with exit code 1 as soon as it has another parent, not before. Only the slow
+    real-process test (`test_ranks_exit_when_their_parent_is_killed`) saw it before."""
+    from trainer import spawn
+
+    class Exited(Exception):
+        pass
+
+    def exit_(code):
+        exits.append(code)
+        raise Exited
+
+    class Thread:  # the watchdog run here, in this thread
+        def __init__(self, target, name, daemon):
+            assert daemon  # a daemon: it never keeps the rank's process alive
+            self.target = target
+
+        def start(self) -> None:
+            with pytest.raises(Exited):
+                self.target()
+
+    exits, naps, parents = [], [], iter([42, 42, 1])
+    monkeypatch.setattr(spawn.os, "getppid", lambda: next(parents))
+    monkeypatch.setattr(spawn.os, "_exit", exit_)
+    monkeypatch.setattr(spawn.time, "sleep", naps.append)
+    monkeypatch.setattr(spawn.threading, "Thread", Thread)
+    spawn._exit_with_parent(42)
+    assert exits == [1] and naps == [1.0, 1.0, 1.0]
+
+
+def test_the_rendezvous_port_is_a_free_one_the_kernel_picked():
+    import socket
+
+    from trainer.spawn import _free_port
+
+    port = _free_port()
+    assert type(port) is int and 1024 <= port <= 65535  # not a privileged port, nor 0
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", port))  # free again once the probe closed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -106,8 +107,14 @@ def test_crop_box_share_rule_counts_labelled_pixels_only():
 @pytest.mark.parametrize("fill", [255, 3])  # all-ignore and single-class labels: last draw kept
 def test_crop_box_degenerate_labels(fill):
     label = np.full((50, 60), fill, np.uint8)
-    y, x = crop_box(label, 32, np.random.default_rng(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an all-ignore crop has no share to compute: no 0 / 0
+        y, x = crop_box(label, 32, np.random.default_rng(0))
     assert 0 <= y <= 18 and 0 <= x <= 28
+    # every draw rejected: the last of mmseg's 10 tries (AugmentConfig's default) is kept
+    tries = AugmentConfig().crop_tries
+    assert (y, x) == crop_box(label, 32, np.random.default_rng(0), tries=tries)
+    assert (y, x) != crop_box(label, 32, np.random.default_rng(0), tries=tries - 1)
 
 
 def test_augment_pads_small_images_with_ignore_and_crops_to_size():

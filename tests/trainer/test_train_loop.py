@@ -1233,6 +1233,31 @@ def test_a_checkpoint_the_disk_cannot_hold_is_a_disk_error_naming_it(tmp_path, m
     assert load_checkpoint(last)["step"] == 3
 
 
+def test_a_checkpoint_torch_cannot_serialise_is_its_error_and_keeps_the_one_before(
+    tmp_path, monkeypatch
+):
+    """``torch.save``'s own RuntimeError (no write failed: the disk said nothing) is raised as
+    it is, and the checkpoint saved before stays whole: a save that swallowed it would put the
+    half-written file in place of last.pt (nothing tested that path before the fifty-seventh
+    round's mutation pass)."""
+    import trainer.checkpoint
+    from trainer.checkpoint import checkpoint_dict, save_checkpoint
+
+    last = tmp_path / "run" / "last.pt"
+    save_checkpoint(last, checkpoint_dict(3, {"w": torch.zeros(4)}, {}, {}))
+
+    def half_save(obj, f):
+        f.write(b"PK\x03\x04 half a zip archive")
+        raise RuntimeError("[enforce fail at inline_container.cc:595] . PytorchStreamWriter failed")
+
+    monkeypatch.setattr(trainer.checkpoint.torch, "save", half_save)
+    with pytest.raises(RuntimeError, match="PytorchStreamWriter failed"):
+        save_checkpoint(last, checkpoint_dict(6, {"w": torch.ones(4)}, {}, {}))
+    monkeypatch.undo()
+    assert [p.name for p in last.parent.iterdir()] == ["last.pt"]
+    assert load_checkpoint(last)["step"] == 3
+
+
 def test_a_kept_checkpoint_is_last_pt_s_bytes_serialised_once(tmp_path, monkeypatch):
     """A kept step serialised its state twice, ``torch.save`` for last.pt and again for
     step_NNNNNNN.pt (each save of the demo's tiny model 0.22 s, docs/trainer.md, "What a save

@@ -588,6 +588,25 @@ def test_valid_indices_uniform_over_valid_entries_with_fallbacks():
     assert bool(flat[3][idx[3]].all()) and counts[3][::2].std() < 20  # 150 +- 12 each
 
 
+def test_a_row_under_5_percent_valid_draws_its_whole_batch_by_multinomial():
+    """docs (``valid_indices``): every row of a batch where any row is under 5% valid falls back
+    to ``torch.multinomial``, the dense rows too: the draws are torch.multinomial's from the same
+    seed (the random stream a training run's weights depend on). The same dense rows alone are
+    drawn by rejection, another stream. Only the draws' distribution was tested before."""
+    from trainer.losses.points import valid_indices
+
+    flat = torch.zeros(3, 400, dtype=torch.bool)
+    flat[0, [3, 50, 399]] = True  # 0.75% valid
+    flat[1, 100:] = True  # 75%
+    flat[2, ::2] = True  # 50%
+    for rows, multinomial in ((flat, True), (flat[1:], False)):
+        torch.manual_seed(0)
+        idx = valid_indices(rows, 64)
+        torch.manual_seed(0)
+        drawn = torch.multinomial(rows.float(), 64, replacement=True)
+        assert torch.equal(idx, drawn) == multinomial
+
+
 def test_point_sampling_on_maps_over_2_24_pixels():
     """``torch.multinomial`` takes at most 2^24 categories: a mask under 5% valid on a crop over
     4096 (on a GPU: any mask there) stopped the step with "number of categories cannot exceed
