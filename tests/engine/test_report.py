@@ -856,8 +856,8 @@ def test_a_caption_is_written_inside_its_black_box_in_the_thumbnail_s_corner():
         for edge in (box[0], box[-1], box[:, 0], box[:, -1]):
             assert not edge.any(), caption  # black: (0, 0, 0)
         rows, cols = np.nonzero(box.max(axis=-1) > 128)  # the white text
-        assert rows.size and 3 <= rows.min() and rows.max() <= bh - 3, caption
-        assert 3 <= cols.min() and cols.max() <= bw - 3, caption
+        assert rows.size and rows.min() >= 3 and rows.max() <= bh - 3, caption
+        assert cols.min() >= 3 and cols.max() <= bw - 3, caption
     assert (_tile(thumb, "") == thumb).all()
 
 
