@@ -58,8 +58,8 @@ class GuidedFilter:
     """
 
     radius: int = 0  # window radius in output pixels; 0: 8 x the upsampling factor from the
-    # class maps (H'/2 of the resized image) to the output: 16 when predicting at the image's
-    # own size. The model's boundary errors reach several mask cells (docs/trainer.md)
+    # class maps (the H'/2 cells the resized image spans) to the output: 16 when predicting at
+    # the image's own size. The model's boundary errors reach several mask cells (docs/trainer.md)
     eps: float = 1e-4  # ridge regulariser of cov(I), guide values in 0..1: colour differences
     # well above sqrt(eps) (1%) steer the scores
     guide: str = "rgb"  # "rgb": the colour image (He et al.'s colour guided filter); "grey"
@@ -80,17 +80,21 @@ class GuidedFilter:
                 f"guided filter guide must be one of {', '.join(GUIDES)}, got {self.guide!r}"
             )
 
-    def resolve(self, out_hw: tuple[int, int], map_hw: tuple[int, int]) -> tuple[int, int]:
-        """``(radius, subsample)`` with 0 resolved from the upsampling factor from ``map_hw``
-        to ``out_hw`` (rounded, at least 1)."""
-        factor = max(1, int(max(out_hw[0] / map_hw[0], out_hw[1] / map_hw[1]) + 0.5))
+    def resolve(self, out_hw: tuple[int, int], cells: tuple[float, float]) -> tuple[int, int]:
+        """``(radius, subsample)`` with 0 resolved from the upsampling factor from the class
+        maps' ``cells`` (the ``h' / 2 x w' / 2`` cells the resized image spans) to ``out_hw``
+        (rounded, at least 1). Not the ``ceil(h' / 2)`` grid: on an odd side its half-padded
+        cell lowered the factor (a 31 px image predicted at 41 px: 31 / 21 = 1.48 -> 1, not
+        31 / 20.5 = 1.51 -> 2), before the fifty-seventh round."""
+        factor = max(1, int(max(out_hw[0] / cells[0], out_hw[1] / cells[1]) + 0.5))
         return self.radius or 8 * factor, self.subsample or 2 * factor
 
     def image_guide(
-        self, image: np.ndarray, map_hw: tuple[int, int], device: torch.device
+        self, image: np.ndarray, cells: tuple[float, float], device: torch.device
     ) -> ImageGuide:
-        """The guide for ``image`` (H, W, 3) uint8 RGB and class maps of size ``map_hw``."""
-        radius, subsample = self.resolve(image.shape[:2], map_hw)
+        """The guide for ``image`` (H, W, 3) uint8 RGB and class maps over which the resized
+        image spans ``cells`` (:meth:`resolve`)."""
+        radius, subsample = self.resolve(image.shape[:2], cells)
         return ImageGuide(image, radius, self.eps, device, self.guide == "rgb", subsample)
 
 
@@ -387,10 +391,10 @@ def predict_label(
             scores, mirrored = tta_scores(
                 model, image, scales, flip, dev, sliding_window, tile, overlap, amp
             )
-            guide = None
+            guide, cells = None, (nh / 2, nw / 2)
             if guided_filter is not None:
-                guide = guided_filter.image_guide(original, scores.shape[-2:], scores.device)
-            return upsample_argmax(scores, (height, width), guide, (nh / 2, nw / 2), mirrored)
+                guide = guided_filter.image_guide(original, cells, scores.device)
+            return upsample_argmax(scores, (height, width), guide, cells, mirrored)
     finally:
         if switch:
             model.train(was_training)

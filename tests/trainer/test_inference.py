@@ -1553,6 +1553,22 @@ def test_the_guided_filter_s_automatic_radius_follows_the_mask_resolution() -> N
     assert not np.array_equal(auto, predict_label(model, image, size=None, guided_filter=other))
 
 
+def test_the_guided_filter_s_automatic_radius_counts_the_cells_the_image_spans() -> None:
+    """A 31 x 31 image predicted at 41 x 41 spans 20.5 of the 21 mask cells a side: upsampling
+    factor 31 / 20.5 = 1.51, rounded 2, so radius 0 means 16 and subsample 0 means 4. Before,
+    the factor was taken from the 21 cells of the padded grid, 31 / 21 = 1.48, rounded 1:
+    radius 8 and subsample 2."""
+    image = np.random.default_rng(9).integers(0, 256, (31, 31, 3), dtype=np.uint8)
+    model = _Pointwise()
+
+    def labels(guided: GuidedFilter) -> np.ndarray:
+        return predict_label(model, image, size=(41, 41), guided_filter=guided)
+
+    auto = labels(GuidedFilter())
+    assert np.array_equal(auto, labels(GuidedFilter(radius=16, subsample=4)))
+    assert not np.array_equal(auto, labels(GuidedFilter(radius=8, subsample=2)))
+
+
 def test_the_command_lines_largest_scale_is_the_librarys() -> None:
     from engine.cli.common import MAX_SCALE, parse_scales
     from trainer.inference import MAX_TTA_SCALE
