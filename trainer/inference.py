@@ -58,8 +58,8 @@ class GuidedFilter:
     """
 
     radius: int = 0  # window radius in output pixels; 0: 8 x the upsampling factor from the
-    # class maps (H'/2 of the resized image) to the output: 16 when predicting at the image's
-    # own size. The model's boundary errors reach several mask cells (docs/trainer.md)
+    # class maps (the H'/2 cells the resized image spans) to the output: 16 when predicting at
+    # the image's own size. The model's boundary errors reach several mask cells (docs/trainer.md)
     eps: float = 1e-4  # ridge regulariser of cov(I), guide values in 0..1: colour differences
     # well above sqrt(eps) (1%) steer the scores
     guide: str = "rgb"  # "rgb": the colour image (He et al.'s colour guided filter); "grey"
@@ -80,17 +80,21 @@ class GuidedFilter:
                 f"guided filter guide must be one of {', '.join(GUIDES)}, got {self.guide!r}"
             )
 
-    def resolve(self, out_hw: tuple[int, int], map_hw: tuple[int, int]) -> tuple[int, int]:
-        """``(radius, subsample)`` with 0 resolved from the upsampling factor from ``map_hw``
-        to ``out_hw`` (rounded, at least 1)."""
-        factor = max(1, int(max(out_hw[0] / map_hw[0], out_hw[1] / map_hw[1]) + 0.5))
+    def resolve(self, out_hw: tuple[int, int], cells: tuple[float, float]) -> tuple[int, int]:
+        """``(radius, subsample)`` with 0 resolved from the upsampling factor from the class
+        maps' ``cells`` (the ``h' / 2 x w' / 2`` cells the resized image spans) to ``out_hw``
+        (rounded, at least 1). Not the ``ceil(h' / 2)`` grid: on an odd side its half-padded
+        cell lowered the factor (a 31 px image predicted at 41 px: 31 / 21 = 1.48 -> 1, not
+        31 / 20.5 = 1.51 -> 2), before the fifty-seventh round."""
+        factor = max(1, int(max(out_hw[0] / cells[0], out_hw[1] / cells[1]) + 0.5))
         return self.radius or 8 * factor, self.subsample or 2 * factor
 
     def image_guide(
-        self, image: np.ndarray, map_hw: tuple[int, int], device: torch.device
+        self, image: np.ndarray, cells: tuple[float, float], device: torch.device
     ) -> ImageGuide:
-        """The guide for ``image`` (H, W, 3) uint8 RGB and class maps of size ``map_hw``."""
-        radius, subsample = self.resolve(image.shape[:2], map_hw)
+        """The guide for ``image`` (H, W, 3) uint8 RGB and class maps over which the resized
+        image spans ``cells`` (:meth:`resolve`)."""
+        radius, subsample = self.resolve(image.shape[:2], cells)
         return ImageGuide(image, radius, self.eps, device, self.guide == "rgb", subsample)
 
 
@@ -166,15 +170,20 @@ class ImageGuide:
         else:
             self.inverse = torch.linalg.inv(cov.permute(2, 3, 0, 1)).permute(2, 3, 0, 1)
 
-    def filter(self, p: torch.Tensor, cells: tuple[float, float] | None = None) -> torch.Tensor:
+    def filter(
+        self,
+        p: torch.Tensor,
+        cells: tuple[float, float] | None = None,
+        mirrored: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """``(1, 1, h, w)`` scores at any resolution (resized to the working one; ``cells``:
         how many cells of the grid the image spans, :func:`upsample_cells`; None: all of them)
-        -> the guided-filtered scores at the output resolution ``(1, 1, H, W)``, float32."""
-        if cells is None or tuple(cells) == tuple(p.shape[-2:]):  # even sides: as before
-            p = _resize(p.float(), self.work_hw)
-        else:
-            shrink = self.work_hw[0] < p.shape[-2] or self.work_hw[1] < p.shape[-1]
-            p = upsample_cells(p.float(), self.work_hw, cells, antialias=shrink)
+        -> the guided-filtered scores at the output resolution ``(1, 1, H, W)``, float32.
+        ``mirrored``: scores of the mirrored image (the same shape) added to ``p``, mirrored
+        at the working resolution, whose grid spans the image exactly."""
+        p = self._working(p, cells)
+        if mirrored is not None:
+            p = p + self._working(mirrored, cells).flip(-1)  # not in place: p may be the input
         r = self.radius
         mean_p = box_mean(p, r)
         cov_ip = box_mean(self.guide * p, r) - self.mean * mean_p  # (1, C, h, w)
@@ -184,6 +193,13 @@ class ImageGuide:
         # full-size sum beside the result
         out = _resize(box_mean(a, r), self.out_hw).mul_(self.full).sum(1, keepdim=True)
         return out.add_(_resize(box_mean(b, r), self.out_hw))
+
+    def _working(self, p: torch.Tensor, cells: tuple[float, float] | None) -> torch.Tensor:
+        """``p`` resized to the working resolution as the image it spans (:meth:`filter`)."""
+        if cells is None or tuple(cells) == tuple(p.shape[-2:]):  # even sides: as before
+            return _resize(p.float(), self.work_hw)
+        shrink = self.work_hw[0] < p.shape[-2] or self.work_hw[1] < p.shape[-1]
+        return upsample_cells(p.float(), self.work_hw, cells, antialias=shrink)
 
 
 def resized_shape(height: int, width: int, size: tuple[int, int] | None) -> tuple[int, int]:
@@ -332,7 +348,8 @@ def predict_label(
         scales, flip: test-time augmentation (mmseg's multi-scale and flip test), efficient
             mode only: the resized image is run again at each scale (relative to ``size``) and,
             with ``flip``, mirrored left-right; the score maps are brought back to the
-            unaugmented mask resolution and averaged before the argmax (:func:`tta_scores`).
+            unaugmented mask resolution and averaged before the argmax (:func:`tta_scores`;
+            on an odd width the flipped runs' are mirrored at the output's resolution).
             The defaults, ``(1.0,)`` and no flip, are the release's single-scale inference.
         guided_filter: refine each upsampled class map with the image as guide before the
             argmax (:class:`GuidedFilter`), efficient mode only; None: the release's maps.
@@ -371,11 +388,13 @@ def predict_label(
                 image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
             if mode == "full":
                 return _full(model, _to_tensor(image, dev), (height, width))
-            scores = tta_scores(model, image, scales, flip, dev, sliding_window, tile, overlap, amp)
-            guide = None
+            scores, mirrored = tta_scores(
+                model, image, scales, flip, dev, sliding_window, tile, overlap, amp
+            )
+            guide, cells = None, (nh / 2, nw / 2)
             if guided_filter is not None:
-                guide = guided_filter.image_guide(original, scores.shape[-2:], scores.device)
-            return upsample_argmax(scores, (height, width), guide, cells=(nh / 2, nw / 2))
+                guide = guided_filter.image_guide(original, cells, scores.device)
+            return upsample_argmax(scores, (height, width), guide, cells, mirrored)
     finally:
         if switch:
             model.train(was_training)
@@ -420,20 +439,27 @@ def tta_scores(
     tile: int = 2048,
     overlap: int = 512,
     amp: bool = True,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Mean per-class scores over scales x (flip): ``(H, W, 3)`` uint8 RGB (already at the
-    test size) -> ``(1, K, ceil(H/2), ceil(W/2))``, as mmseg's aug test averages them. With
-    ``(1.0,)`` and no flip this is one :func:`predict_scores` run, the release's inference.
+    test size) -> ``(scores, mirrored)``, each ``(1, K, ceil(H/2), ceil(W/2))`` or None, as
+    mmseg's aug test averages them. With ``(1.0,)`` and no flip this is one
+    :func:`predict_scores` run, the release's inference, and ``mirrored`` is None.
 
     Each scale resizes the uint8 image with cv2 bilinear (as mmseg's ``Resize``, sides rounded
-    half up, at least 32 px); a flipped run's scores are mirrored back; every map is resized
-    bilinearly to the unaugmented mask resolution before the mean, as the image each spans
-    (:func:`upsample_cells`: an odd side's half-padded cell is not stretched over, before the
-    fifty-sixth round it was). On an odd width the mirrored H/2 grid sits half a cell off the
-    unmirrored one (mmseg mirrors at full size)."""
+    half up, at least 32 px); every map is resized bilinearly to the unaugmented mask
+    resolution before the mean, as the image each spans (:func:`upsample_cells`: an odd side's
+    half-padded cell is not stretched over, before the fifty-sixth round it was). A flipped
+    run's scores are mirrored back where their grid mirrors the image's: on an even width they
+    are flipped on the grid (as ever), on an odd width at a scale of an even ``W`` after the
+    resize. On an odd ``W`` no grid of ceil(W/2) cells is the mirror of another (the
+    half-padded cell changes sides): the flipped runs' share of the mean is ``mirrored``, in
+    the mirrored frame, and :func:`upsample_argmax` mirrors it at the output's resolution, as
+    mmseg mirrors the logits at the image's size; an image and its mirror image then get
+    mirrored labels. Before the fifty-seventh round an odd width's flipped grid was mirrored
+    back on the grid and averaged half a cell off the unflipped one."""
     h, w = image.shape[:2]
     out_hw = (-(-h // 2), -(-w // 2))
-    total: torch.Tensor | None = None
+    total = apart = None  # apart: the flipped runs' sum on an odd width, in the mirrored frame
     runs = 0
     for scale in scales:
         sh, sw = max(32, int(h * scale + 0.5)), max(32, int(w * scale + 0.5))
@@ -443,14 +469,22 @@ def tta_scores(
             s = predict_scores(
                 model, x.flip(-1) if mirrored else x, sliding_window, tile, overlap, amp
             )
-            if mirrored:
+            back = mirrored and w % 2 == 0  # flipped back here; on an odd w, at the output
+            if back and sw % 2 == 0:  # an even grid mirrors the image: the same bytes as ever
                 s = s.flip(-1)
             if (sh, sw) != (h, w):  # the image spans sh / 2 cells of s, h / 2 of out_hw
                 s = upsample_cells(s, out_hw, (sh / 2, sw / 2), (h / 2, w / 2))
-            total = s if total is None else total.add_(s)  # in place: the same sums
+            if back and sw % 2:  # resized in the mirrored frame: out_hw's w / 2 cells mirror
+                s = s.flip(-1)
+            if mirrored and not back:
+                apart = s if apart is None else apart.add_(s)
+            else:
+                total = s if total is None else total.add_(s)  # in place: the same sums
             runs += 1
     assert total is not None
-    return total if runs == 1 else total.div_(runs)
+    if runs == 1:
+        return total, None
+    return total.div_(runs), None if apart is None else apart.div_(runs)
 
 
 def upsample_argmax(
@@ -458,22 +492,28 @@ def upsample_argmax(
     out_hw: tuple[int, int],
     guide: ImageGuide | None = None,
     cells: tuple[float, float] | None = None,
+    mirrored: torch.Tensor | None = None,
 ) -> np.ndarray:
     """``(1, K, h, w)`` -> ``(H, W)`` uint8 argmax of the bilinear upsampled scores (or of the
     scores guided-filtered with ``guide``), one class at a time (peak memory a few H x W float
     maps, not K); ties go to the lower id like argmax. ``cells``: how many cells of the score
     grid the image spans (:func:`upsample_cells`; None: all of them), for the plain resize
-    and the guided filter's alike.
+    and the guided filter's alike. ``mirrored``: scores of the mirrored image to add, the same
+    shape (:func:`tta_scores`' flipped runs on an odd width), upsampled as the image's and
+    mirrored at the output's resolution.
 
     The ids are set with ``masked_fill_`` through one reused bool mask: indexing with the mask
     (``best_id[better] = k``) made an int64 index of every pixel that changed class, up to
     16 bytes a pixel (201 MB for a 4096x3072 output), more than the float maps themselves."""
     best = best_id = better = None
     for k in range(scores.shape[1]):
+        other = None if mirrored is None else mirrored[:, k : k + 1]
         if guide is None:
             up = upsample_cells(scores[:, k : k + 1], out_hw, cells)[0, 0]
+            if other is not None:  # the same sums for the image and its mirror image
+                up.add_(upsample_cells(other, out_hw, cells)[0, 0].flip(-1))
         else:
-            up = guide.filter(scores[:, k : k + 1], cells)[0, 0]
+            up = guide.filter(scores[:, k : k + 1], cells, other)[0, 0]
         if best is None:
             best, best_id = up, torch.zeros(out_hw, dtype=torch.uint8, device=up.device)
             better = torch.empty(out_hw, dtype=torch.bool, device=up.device)

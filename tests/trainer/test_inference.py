@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from trainer.inference import (
+    GuidedFilter,
     labels_from_predictions,
     predict_label,
     predict_scores,
@@ -247,18 +248,33 @@ class _Lopsided(torch.nn.Module):
         return {"pred_logits": logits, "pred_masks": self.scale * ((img - 128) / 32 + ramp)}
 
 
-def test_flip_tta_is_mirror_symmetric() -> None:
-    """With flip, an image and its mirror image get mirrored labels (even width: the H/2
-    grids line up), which a forgotten flip-back of the mirrored scores would break; without
-    flip this model is not symmetric, so the test tells the two apart."""
+@pytest.mark.parametrize(
+    ("hw", "size", "scales", "more"),
+    [
+        ((64, 96), None, (1.0,), {}),  # even width: the mirrored H/2 grid is the image's
+        ((64, 97), None, (1.0,), {}),  # odd: its half-padded cell is on the other side
+        ((65, 97), None, (1.0,), {}),
+        ((96, 145), (97, 64), (1.0,), {}),  # resized to an odd width
+        ((64, 96), None, (0.95, 1.0), {}),  # 96 px even, scale 0.95 runs it at 91
+        ((64, 97), None, (0.75, 1.0, 1.25), {}),
+        ((64, 97), None, (1.0,), {"sliding_window": True, "tile": 48, "overlap": 16}),
+        ((96, 145), (97, 64), (1.0,), {"guided_filter": GuidedFilter()}),
+    ],
+)
+def test_flip_tta_is_mirror_symmetric(hw, size, scales, more) -> None:  # noqa: ANN001
+    """With flip, an image and its mirror image get mirrored labels, which a forgotten
+    flip-back of the mirrored scores would break; without flip this model is not symmetric,
+    so the test tells the two apart. On an odd width (of the image, resized or at a scale)
+    the mirrored run's H/2 grid is not the image's mirrored: before, it was flipped back on the
+    grid and averaged half a cell off, and a quarter of the labels were not mirrored."""
     model = _Lopsided()
-    image = np.random.default_rng(3).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    image = np.random.default_rng(3).integers(0, 256, (*hw, 3), dtype=np.uint8)
     mirror = np.ascontiguousarray(image[:, ::-1])
-    a = predict_label(model, image, size=None, flip=True)
-    b = predict_label(model, mirror, size=None, flip=True)
+    a = predict_label(model, image, size=size, scales=scales, flip=True, **more)
+    b = predict_label(model, mirror, size=size, scales=scales, flip=True, **more)
     assert np.array_equal(a, b[:, ::-1])
-    plain_a = predict_label(model, image, size=None)
-    plain_b = predict_label(model, mirror, size=None)
+    plain_a = predict_label(model, image, size=size)
+    plain_b = predict_label(model, mirror, size=size)
     assert (plain_a == plain_b[:, ::-1]).mean() < 0.9
     assert len(np.unique(a)) == 3 and (a != plain_a).mean() > 0.05
 
@@ -273,7 +289,8 @@ def test_tta_scores_average_the_runs(tiny) -> None:  # noqa: ANN001
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
     one = predict_scores(tiny, x)
     dev = torch.device("cpu")
-    assert torch.allclose(tta_scores(tiny, image, (1.0, 1.0), False, dev), one, atol=1e-6)
+    again, mirrored = tta_scores(tiny, image, (1.0, 1.0), False, dev)
+    assert torch.allclose(again, one, atol=1e-6) and mirrored is None
     half = predict_scores(
         tiny, torch.from_numpy(cv2.resize(image, (45, 35))).permute(2, 0, 1)[None].float()
     )
@@ -282,7 +299,7 @@ def test_tta_scores_average_the_runs(tiny) -> None:  # noqa: ANN001
     half = F.interpolate(
         half, scale_factor=2.0, mode="bilinear", align_corners=False, recompute_scale_factor=False
     )[..., :35, :45]
-    both = tta_scores(tiny, image, (1.0, 0.5), False, dev)
+    both = tta_scores(tiny, image, (1.0, 0.5), False, dev)[0]
     assert both.shape == one.shape
     assert torch.allclose(both, (one + half) / 2, atol=1e-5)
     label = predict_label(tiny, image, size=None, scales=(0.75, 1.0, 1.25), flip=True)
@@ -1505,7 +1522,9 @@ def test_tta_runs_each_scale_at_its_rounded_size_and_at_least_32_px(monkeypatch)
 
     monkeypatch.setattr(inference, "predict_scores", record)
     image = np.zeros((100, 130, 3), np.uint8)
-    out = inference.tta_scores(None, image, (1.0, 0.3246, 0.3497, 0.1), True, torch.device("cpu"))
+    out, _ = inference.tta_scores(
+        None, image, (1.0, 0.3246, 0.3497, 0.1), True, torch.device("cpu")
+    )
     assert seen == [(100, 130)] * 2 + [(32, 42)] * 2 + [(35, 45)] * 2 + [(32, 32)] * 2
     assert out.shape == (1, 2, 50, 65)
 
@@ -1577,6 +1596,22 @@ def test_the_guided_filter_s_automatic_radius_follows_the_mask_resolution() -> N
     assert np.array_equal(auto, predict_label(model, image, size=None, guided_filter=explicit))
     other = GuidedFilter(radius=2, subsample=1)
     assert not np.array_equal(auto, predict_label(model, image, size=None, guided_filter=other))
+
+
+def test_the_guided_filter_s_automatic_radius_counts_the_cells_the_image_spans() -> None:
+    """A 31 x 31 image predicted at 41 x 41 spans 20.5 of the 21 mask cells a side: upsampling
+    factor 31 / 20.5 = 1.51, rounded 2, so radius 0 means 16 and subsample 0 means 4. Before,
+    the factor was taken from the 21 cells of the padded grid, 31 / 21 = 1.48, rounded 1:
+    radius 8 and subsample 2."""
+    image = np.random.default_rng(9).integers(0, 256, (31, 31, 3), dtype=np.uint8)
+    model = _Pointwise()
+
+    def labels(guided: GuidedFilter) -> np.ndarray:
+        return predict_label(model, image, size=(41, 41), guided_filter=guided)
+
+    auto = labels(GuidedFilter())
+    assert np.array_equal(auto, labels(GuidedFilter(radius=16, subsample=4)))
+    assert not np.array_equal(auto, labels(GuidedFilter(radius=8, subsample=2)))
 
 
 def test_the_command_lines_largest_scale_is_the_librarys() -> None:
