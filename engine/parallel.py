@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -68,6 +70,21 @@ def _start_worker(
         stopping.ignore_hangups()
     if initializer is not None:
         initializer(*initargs)
+
+
+def exit_with_parent(parent: int) -> None:
+    """Start a daemon thread that ends this process once ``parent`` is no longer its parent
+    (the parent died and the process was re-parented): it looks once a second, the first time
+    at once, for a process started as its parent was killed (a rank of :mod:`trainer.spawn`; a
+    rank's DataLoader worker, :func:`trainer.data.seed_worker`)."""
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)  # no cleanup to wait for: the run's files are written atomically
+            time.sleep(1.0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 class WorkerDied(RuntimeError):
