@@ -1619,17 +1619,17 @@ def render_scores(path: str | os.PathLike) -> list | None:
 def stopped_compare(path: str | os.PathLike) -> str | None:
     """What ``engine info`` says of an ``engine compare --json`` record that is not there while
     the earlier one is set aside beside it (:func:`engine.outputs.earlier_record`): a rerun
-    stopped before writing it, its ``--markdown`` and ``--plot`` perhaps written already (exit
-    1). None where the record is there or none was set aside (not found, as any path)."""
+    stopped before writing it (or running: no lock tells), its ``--markdown`` and ``--plot``
+    perhaps written already (exit 1). None where the record is there or none was set aside (not found, as any path)."""
     from engine.outputs import earlier_record
 
     aside = earlier_record(path)
     if os.path.lexists(path) or not aside.is_file():
         return None
     return (
-        f"{path}: a comparison not finished: engine compare was run again and stopped before "
-        f"writing this record (the earlier one is kept as {aside.name}; its --markdown and "
-        "--plot files may be the new run's): run the same engine compare command again"
+        f"{path}: a comparison not finished: engine compare was run again and has not written "
+        f"this record (the earlier one is kept as {aside.name}; its --markdown and --plot files "
+        "may be the new run's): unless it runs now, run the same engine compare command again"
     )
 
 

@@ -725,9 +725,10 @@ def test_a_compare_rerun_killed_among_its_files_leaves_no_record_of_another_run(
     res = runner.invoke(app, ["info", str(js)], env={"COLUMNS": "400"})
     assert res.exit_code == 1, res.output
     assert " ".join(res.output.split()) == (
-        f"{js}: a comparison not finished: engine compare was run again and stopped before "
-        "writing this record (the earlier one is kept as .c.json.earlier; its --markdown and "
-        "--plot files may be the new run's): run the same engine compare command again"
+        f"{js}: a comparison not finished: engine compare was run again and has not written "
+        "this record (the earlier one is kept as .c.json.earlier; its --markdown and --plot "
+        "files may be the new run's): unless it runs now, run the same engine compare command "
+        "again"
     )
     earlier = json.loads((tmp_path / ".c.json.earlier").read_text())
     assert [s["name"] for s in earlier["sources"]] == ["a", "b"]  # nothing written is lost
