@@ -438,12 +438,12 @@ class StreamSampler(Sampler):
 def seed_worker(worker_id: int, parent: int | None = None) -> None:
     """DataLoader ``worker_init_fn``: seed Python, NumPy and torch per worker from torch's seed.
     With ``parent`` (the pid of the process that made the loader, :func:`make_loader`), the
-    worker ends once it is no longer that process's child (:func:`engine.parallel.
-    exit_with_parent`): a worker a rank spawns (seconds of imports) as the rank is killed (its
-    peer failed: the parent ends the others with SIGKILL) recorded its new parent, init, as its
-    loader's, and torch's watchdog never ended it: it kept the command's output open, and a
-    caller reading that waited for ever (crash-injection sweep of ``--processes 2 --workers
-    1``).
+    worker ends once that process is gone (:func:`engine.parallel.exit_with_parent`; under
+    ``forkserver`` its parent is the fork server): a worker a rank spawns (seconds of imports)
+    as the rank is killed (its peer failed: the parent ends the others with SIGKILL) recorded
+    its new parent, init, as its loader's, and torch's watchdog never ended it: it kept the
+    command's output open, and a caller reading that waited for ever (crash-injection sweep
+    of ``--processes 2 --workers 1``).
     A worker keeps torch's SIGTERM handling (its parent's SIGTERM ends it quietly, anyone
     else's kills it): one that ignored SIGTERM outlived its parent's exit, which ends it with
     SIGTERM, and the exit hung. A scheduler's SIGTERM to the whole process group so ends the
