@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -76,6 +77,7 @@ from engine.metrics.bootstrap import (
 )
 from engine.outputs import (
     DEFAULT_TAXONOMY,
+    earlier_record,
     figure_text,
     matplotlib_for,
     png_folders,
@@ -670,16 +672,23 @@ def compare(cfg: CompareConfig) -> CompareReport:
     report.stems = [s for s, _, _ in pairs]
     for warning in report.warnings():
         log.warning(warning)
+    # the record last, the earlier one set aside before the first new file goes in: a rerun
+    # killed after its record left the earlier run's Markdown and chart beside it, which
+    # engine info read as one comparison (exit 0); now no record until all are written
+    has_figures = cfg.markdown_out is not None or cfg.plot_out is not None
+    if cfg.json_out is not None and has_figures and Path(cfg.json_out).is_file():
+        os.replace(cfg.json_out, earlier_record(cfg.json_out))
     # a write that fails (a full disk) leaves no new, empty folder made for its file behind
-    if cfg.json_out is not None:
-        with folders_removed_on_failure(cfg.json_out):
-            atomic_write_json(cfg.json_out, report.to_json(cfg))
     if cfg.markdown_out is not None:
         with folders_removed_on_failure(cfg.markdown_out):
             atomic_write_text(cfg.markdown_out, report.to_markdown())
     if cfg.plot_out is not None:
         with folders_removed_on_failure(cfg.plot_out):
             write_plot(report, cfg.plot_out)
+    if cfg.json_out is not None:
+        with folders_removed_on_failure(cfg.json_out):
+            atomic_write_json(cfg.json_out, report.to_json(cfg))
+        earlier_record(cfg.json_out).unlink(missing_ok=True)
     return report
 
 

@@ -1259,11 +1259,12 @@ def render_train_run(stats: TrainRunStats, live: dict[str, str] | None = None) -
 
 
 # -- an annotated subset, a folder of predictions ------------------------------------------------
-def render_subset(root: str | os.PathLike) -> tuple[list, int]:
+def render_subset(root: str | os.PathLike, masks: bool = True) -> tuple[list, int]:
     """Rich renderables for ``engine info SUBSET`` and the number of problems: what an annotated
     subset holds, from its ``subset.json`` (class, split, images, the class's and unannotated
     pixels, where the annotations came from, and a warning when they were imported as
-    exported), and what is wrong with its masks, every one read (:func:`subset_problems`)."""
+    exported), and what is wrong with its masks, every one read (:func:`subset_problems`), but
+    not with ``masks`` False: a write killed in its swap holds another import's."""
     from rich.table import Table
     from rich.text import Text
 
@@ -1321,7 +1322,7 @@ def render_subset(root: str | os.PathLike) -> tuple[list, int]:
             f"warning: imported exactly as exported from {run}: these masks are the pseudo "
             "labels, not corrections"
         )
-    problems = subset_problems(sub)
+    problems = subset_problems(sub) if masks else []
     if replaced := replaced_subset_photos(sub):
         problems.append(replaced)
     if problems:
@@ -1629,6 +1630,23 @@ def render_scores(path: str | os.PathLike) -> list | None:
             ),
         ]
     return None
+
+
+def stopped_compare(path: str | os.PathLike) -> str | None:
+    """What ``engine info`` says of an ``engine compare --json`` record that is not there while
+    the earlier one is set aside beside it (:func:`engine.outputs.earlier_record`): a rerun
+    stopped before writing it (or running: no lock tells), its ``--markdown`` and ``--plot``
+    perhaps written already (exit 1). None where the record is there or none was set aside (not found, as any path)."""
+    from engine.outputs import earlier_record
+
+    aside = earlier_record(path)
+    if os.path.lexists(path) or not aside.is_file():
+        return None
+    return (
+        f"{path}: a comparison not finished: engine compare was run again and has not written "
+        f"this record (the earlier one is kept as {aside.name}; its --markdown and --plot files "
+        "may be the new run's): unless it runs now, run the same engine compare command again"
+    )
 
 
 def scored_maps_changed(
@@ -2281,8 +2299,11 @@ def _describe_output(
         live = writers(path)  # its lock probed once: the lines and the exit status agree
         return what, render_train_run(train, live) + _unlocked(path, not live), not live
     if record == "subset.json":
-        rendered, problems = render_subset(path)
-        if half := _half_swapped_subset(Path(path)):  # new masks/ beside the old subset.json
+        # new masks/ beside the old subset.json, or none yet: not checked against it (each
+        # "missing", or a corrected one "edited after the import? import ... again", before)
+        half = _half_swapped_subset(Path(path))
+        rendered, problems = render_subset(path, masks=half is None)
+        if half:
             return what, [*rendered, half], problems + 1
         return what, rendered, problems
     if record == "predict.json":

@@ -365,6 +365,15 @@ def figure_text(text: str) -> str:
     return "".join(c if ord(c) in have else f"<U+{ord(c):04X}>" for c in text)
 
 
+def earlier_record(path: str | os.PathLike) -> Path:
+    """Where ``engine compare`` keeps the earlier ``--json`` record ``path`` while it writes its
+    ``--markdown`` and ``--plot`` again (``.cmp.json.earlier`` beside ``cmp.json``): a rerun
+    killed among them leaves no record beside files of another run, and ``engine info`` on the
+    record says so."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.earlier")
+
+
 def save_figure(fig: Any, path: str | os.PathLike, dpi: int) -> Path:
     """``fig`` (from :func:`subplots`) as a PNG written atomically to ``path``."""
     buf = io.BytesIO()

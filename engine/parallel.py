@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -68,6 +70,42 @@ def _start_worker(
         stopping.ignore_hangups()
     if initializer is not None:
         initializer(*initargs)
+
+
+def exit_with_parent(parent: int) -> None:
+    """Start a daemon thread that ends this process once ``parent`` is gone: no longer its
+    parent (it died and the process was re-parented) and no longer a live process (a
+    ``forkserver`` child's parent is the fork server, while ``parent`` lives on). It looks once
+    a second, the first time at once, for a process started as ``parent`` was killed (a rank of
+    :mod:`trainer.spawn`; a rank's DataLoader worker, :func:`trainer.data.seed_worker`)."""
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent and _gone(parent):
+                os._exit(1)  # no cleanup to wait for: the run's files are written atomically
+            time.sleep(1.0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended: no such process, or a zombie no one reaped yet (a
+    container's init may never reap one); where ``/proc`` cannot tell, whether a signal 0
+    reaches it."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[:1] in ([b"Z"], [b"X"])
+    except FileNotFoundError:
+        return True
+    except OSError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # another user's: alive
+        return False
+    return False
 
 
 class WorkerDied(RuntimeError):

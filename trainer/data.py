@@ -17,7 +17,9 @@ resumed run restarts the stream at the exact position it stopped at.
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import random
 import shlex
 import shutil
@@ -433,8 +435,15 @@ class StreamSampler(Sampler):
             pos = (epoch + 1) * self.per_rank
 
 
-def seed_worker(worker_id: int) -> None:
+def seed_worker(worker_id: int, parent: int | None = None) -> None:
     """DataLoader ``worker_init_fn``: seed Python, NumPy and torch per worker from torch's seed.
+    With ``parent`` (the pid of the process that made the loader, :func:`make_loader`), the
+    worker ends once that process is gone (:func:`engine.parallel.exit_with_parent`; under
+    ``forkserver`` its parent is the fork server): a worker a rank spawns (seconds of imports)
+    as the rank is killed (its peer failed: the parent ends the others with SIGKILL) recorded
+    its new parent, init, as its loader's, and torch's watchdog never ended it: it kept the
+    command's output open, and a caller reading that waited for ever (crash-injection sweep
+    of ``--processes 2 --workers 1``).
     A worker keeps torch's SIGTERM handling (its parent's SIGTERM ends it quietly, anyone
     else's kills it): one that ignored SIGTERM outlived its parent's exit, which ends it with
     SIGTERM, and the exit hung. A scheduler's SIGTERM to the whole process group so ends the
@@ -446,6 +455,10 @@ def seed_worker(worker_id: int) -> None:
     from engine import stopping
 
     stopping.ignore_hangups()
+    if parent is not None:
+        from engine.parallel import exit_with_parent
+
+        exit_with_parent(parent)
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
@@ -474,7 +487,7 @@ def make_loader(
         batch_size=batch_size,
         sampler=sampler,
         num_workers=num_workers,
-        worker_init_fn=seed_worker,
+        worker_init_fn=functools.partial(seed_worker, parent=os.getpid()),
         generator=torch.Generator().manual_seed(seed),
         persistent_workers=num_workers > 0,
         prefetch_factor=PREFETCH_FACTOR if num_workers > 0 else None,

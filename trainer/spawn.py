@@ -24,11 +24,10 @@ import dataclasses
 import os
 import signal
 import socket
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from engine.parallel import WorkerDied, first_killed, how_it_ended
+from engine.parallel import WorkerDied, exit_with_parent, first_killed, how_it_ended
 from trainer.config import TrainConfig, cpu_cores
 from trainer.ranks import RUN_LOCKED_BY_PARENT, portable
 
@@ -60,19 +59,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _exit_with_parent(parent: int) -> None:
-    """Start a daemon thread that ends this process once ``parent`` is no longer its parent
-    (the parent died and the process was re-parented): it looks once a second."""
-
-    def watch() -> None:
-        while True:
-            time.sleep(1.0)
-            if os.getppid() != parent:
-                os._exit(1)  # no cleanup to wait for: the run's files are written atomically
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
 def _rank_main(
     rank: int,
     target: Callable[..., Any],
@@ -94,7 +80,7 @@ def _rank_main(
 
     runlock.hold_passed(locks or [])
     stopping.install()
-    _exit_with_parent(parent)
+    exit_with_parent(parent)
     os.environ.update(
         RANK=str(rank),
         LOCAL_RANK=str(rank),

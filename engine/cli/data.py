@@ -100,7 +100,11 @@ def info_cmd(
     check_expanded(plot, "engine info --plot")
     if not data.exists():  # any kind it takes, named as given: "dataset root" misled for a run
         from engine.datasets import not_found
+        from engine.info import stopped_compare
 
+        if (stopped := stopped_compare(data)) is not None:  # set aside by a rerun killed
+            stdout.print(stopped, soft_wrap=True, highlight=False)
+            raise typer.Exit(1)
         raise FileNotFoundError(not_found(data))
     data = output_folder(data)  # run.json, last.pt: the folder they belong to
     splits = list(split_names(split) or []) or None  # --split val,test, as label, fuse take it

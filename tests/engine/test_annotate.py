@@ -2911,6 +2911,51 @@ def test_engine_info_says_a_subset_write_was_killed_mid_swap_and_the_next_import
     assert info.exit_code == 0 and "interrupted" not in info.output, info.output
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="a killed process is a forked child")
+@pytest.mark.parametrize("renames", [0, 1])
+def test_a_subset_rewrite_killed_mid_swap_lists_no_mask_problems_of_the_two_imports(
+    tmp_path, world, renames
+):
+    """``engine annotate import --force`` of corrections over a subset, killed in its swap
+    (crash-injection sweep, kill points 7 and 8): once the old ``masks/`` was set aside (0), or
+    the new one was in beside the old ``subset.json`` (1). engine info listed, above the line on
+    the interrupted swap, each mask as "missing", or the corrected one as "differs from what
+    subset.json records ...: edited after the import? import the annotations again (with
+    --force)": the masks of one import checked against the record of the other. Only the swap
+    is the problem (exit 1); the next import finishes it."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from annotations.labelmap import read_label
+    from cli import app
+
+    data, run, _ = world
+    res = export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "e")))
+    out = tmp_path / "s"
+    import_annotations(ImportConfig("coco", [str(res.coco)], "bicycle", str(data), str(out)))
+    coco = json.loads(res.coco.read_text())
+    first = next(i["id"] for i in coco["images"] if Path(i["file_name"]).stem == "img000")
+    coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] != first]
+    fixed = tmp_path / "fixed.json"
+    fixed.write_text(json.dumps(coco))  # img000 corrected: its wheel and blob were not bicycles
+
+    def corrected():
+        cfg = ImportConfig("coco", [str(fixed)], "bicycle", str(data), str(out), replace=True)
+        return import_annotations(cfg)
+
+    _killed_after_renames_into(out, renames, corrected)
+    info = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+    text = " ".join(info.output.split())
+    assert info.exit_code == 1, text
+    assert "problem" not in text and "missing" not in text and "edited" not in text, text
+    assert f"{out}: an annotated subset's write (engine annotate import) was interrupted" in text
+    corrected()
+    info = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+    assert info.exit_code == 0 and "interrupted" not in info.output, info.output
+    assert not read_label(out / "masks" / "img000.png").any()
+
+
 def test_a_label_without_its_image_is_not_export_s_or_import_s_problem(tmp_path, world):
     """A precise label whose image is gone stopped export and import ("no image ... for 1
     label"), though both read the images only; the dataset's problem is engine info's."""

@@ -698,6 +698,48 @@ def test_compare_cli_outputs(tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_compare_rerun_killed_among_its_files_leaves_no_record_of_another_run(tmp_path):
+    """``kill -9`` of ``engine compare --json --markdown --plot`` run again over a finished
+    comparison (its sources in another order), as it put its chart in (crash-injection sweep,
+    kill points 2 and 3): its new record was in beside the earlier run's chart (and Markdown),
+    and engine info read the record as the comparison, exit 0. The record comes last and the
+    earlier one is set aside (kept) first: info says the comparison did not finish and what
+    finishes it (exit 1), and the same command then writes what an uninterrupted one does."""
+    from tests.loop_helpers import KILLED_AT, run_killed
+
+    gt_dir, a_dir, b_dir, tax, *_ = _compare_data(tmp_path)
+    js, md, png = tmp_path / "c.json", tmp_path / "c.md", tmp_path / "c.png"
+    args = ["compare", "--class", "Bicycle", "--gt", str(gt_dir), "--taxonomy", str(tax),
+            "--plot", str(png), "--no-progress"]  # fmt: skip
+    ab, ba = (
+        [f"--source=a={a_dir}", f"--source=b={b_dir}"],
+        [f"--source=b={b_dir}", f"--source=a={a_dir}"],
+    )
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    outs = ["--json", str(whole / "c.json"), "--markdown", str(whole / "c.md")]
+    assert runner.invoke(app, [*args, *ba, *outs]).exit_code == 0
+    outs = ["--json", str(js), "--markdown", str(md)]
+    assert runner.invoke(app, [*args, *ab, *outs]).exit_code == 0
+    run_killed(KILLED_AT, "c.png", *args, *ba, *outs)
+    res = runner.invoke(app, ["info", str(js)], env={"COLUMNS": "400"})
+    assert res.exit_code == 1, res.output
+    assert " ".join(res.output.split()) == (
+        f"{js}: a comparison not finished: engine compare was run again and has not written "
+        "this record (the earlier one is kept as .c.json.earlier; its --markdown and --plot "
+        "files may be the new run's): unless it runs now, run the same engine compare command "
+        "again"
+    )
+    earlier = json.loads((tmp_path / ".c.json.earlier").read_text())
+    assert [s["name"] for s in earlier["sources"]] == ["a", "b"]  # nothing written is lost
+    assert runner.invoke(app, [*args, *ba, *outs]).exit_code == 0
+    assert md.read_bytes() == (whole / "c.md").read_bytes()
+    got, want = json.loads(js.read_text()), json.loads((whole / "c.json").read_text())
+    assert got["sources"] == want["sources"] and [s["name"] for s in got["sources"]] == ["b", "a"]
+    assert not (tmp_path / ".c.json.earlier").exists()  # removed once the new record is in
+    assert runner.invoke(app, ["info", str(js)]).exit_code == 0
+
+
 def test_a_folder_of_label_map_folders_names_them(tmp_path: Path) -> None:
     """--pred demo_out/predict (its test/ and test_start/ inside) or --gt a dataset's root said
     only "no PNG files found": the error names the folders of label maps inside."""

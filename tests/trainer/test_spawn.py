@@ -134,14 +134,13 @@ def test_a_rank_sends_its_init_report_and_error_and_only_rank_0_its_result(monke
     torchrun variables of its rank set first. A rank other than 0 sending the result (or rank 0
     not sending it) was seen only by the two real-rank tests, which the mutation pass of the
     fifty-sixth round skips for time."""
-    import os
 
     from engine import stopping
     from trainer import spawn
     from trainer.ranks import RUN_LOCKED_BY_PARENT
 
     monkeypatch.setattr(stopping, "install", lambda: None)  # this is pytest's process
-    monkeypatch.setattr(spawn, "_exit_with_parent", lambda parent: None)
+    monkeypatch.setattr(spawn, "exit_with_parent", lambda parent: None)
     for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
                  "MASTER_PORT", RUN_LOCKED_BY_PARENT):  # fmt: skip
         monkeypatch.setenv(name, "")  # restored after the test
@@ -280,6 +279,44 @@ def test_ranks_exit_when_their_parent_is_killed(tmp_path):
     while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(_running(pid) for pid in pids)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
+def test_a_loader_worker_started_as_its_rank_is_killed_exits(tmp_path):
+    """A rank's DataLoader worker (spawned: seconds of imports) still starting when the rank
+    was killed (its peer failed, so the parent ended it with SIGKILL) took init for the parent
+    torch's watchdog checks, and ran on for ever: it kept ``engine train``'s output open, and a
+    script reading that output waited for ever (crash-injection sweep, 5 minutes, then killed
+    by hand). Its ``worker_init_fn`` now ends it once the process that made its loader is gone.
+    Here that process is SIGKILLed before its (forked) worker's start."""
+    pid_file = tmp_path / "worker.pid"
+    script = (
+        "import os, signal, time\n"
+        "from trainer.data import make_loader\n"
+        "init = make_loader(list(range(8)), 2, seed=0, num_workers=1, pin_memory=False)"
+        ".worker_init_fn\n"
+        "r, w = os.pipe()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os.close(w)\n"
+        "    os.read(r, 1)  # the loader's process gone\n"
+        "    init(0)\n"
+        "    time.sleep(120)\n"
+        "    os._exit(0)\n"
+        f"open({str(pid_file)!r}, 'w').write(str(pid))\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    killed = subprocess.run([sys.executable, "-c", script], cwd=root, timeout=300)
+    assert killed.returncode == -signal.SIGKILL
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 15
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = _running(pid)
+    if alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, "the worker outlived the process that made its loader"
 
 
 def test_cpu_ranks_on_a_gpu_machine_use_gloo_and_leave_cuda_alone(monkeypatch, tmp_path):
