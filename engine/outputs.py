@@ -369,9 +369,12 @@ def earlier_record(path: str | os.PathLike) -> Path:
     """Where ``engine compare`` keeps the earlier ``--json`` record ``path`` while it writes its
     ``--markdown`` and ``--plot`` again (``.cmp.json.earlier`` beside ``cmp.json``): a rerun
     killed among them leaves no record beside files of another run, and ``engine info`` on the
-    record says so."""
+    record says so. The name is :func:`engine.runlock.earlier_name`'s, as a report's or a
+    review's earlier record is named while they rerun."""
+    from engine.runlock import earlier_name
+
     path = Path(path)
-    return path.with_name(f".{path.name}.earlier")
+    return path.with_name(earlier_name(path.name))
 
 
 def save_figure(fig: Any, path: str | os.PathLike, dpi: int) -> Path:
