@@ -1577,15 +1577,10 @@ def test_a_run_going_on_unlocked_is_not_told_killed_where_the_file_system_takes_
     its ``.lock`` empty until it ends: engine info told one still in progress "killed as it
     took the folder" (stopped, run it again, beside the running one). Nothing there tells a
     running one from a killed one: info says it cannot tell, and when to run it again."""
-    import errno
-    import fcntl
-
     from engine.runlock import exclusive
+    from tests.loop_helpers import no_locks
 
-    def refused(*_: object) -> None:
-        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
-
-    monkeypatch.setattr(fcntl, "flock", refused)
+    no_locks(monkeypatch)
     folder = tmp_path / "data"
     with exclusive(folder, "engine synth"):  # in progress, nothing written yet
         assert [p.name for p in folder.iterdir()] == [".lock"]
@@ -1605,15 +1600,10 @@ def test_a_gallery_or_report_drawn_unlocked_is_not_told_stopped(
     """On a file system without locks (ENOLCK) an ``engine report`` or ``engine review`` goes
     on unlocked, its ``.lock`` empty: engine info told one still drawing "stopped ... and no
     process writes it now". It says it cannot tell, and when to run it again."""
-    import errno
-    import fcntl
-
     from engine.runlock import exclusive
+    from tests.loop_helpers import no_locks
 
-    def refused(*_: object) -> None:
-        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
-
-    monkeypatch.setattr(fcntl, "flock", refused)
+    no_locks(monkeypatch)
     folder = tmp_path / "out"
     with exclusive(folder, command):  # in progress: its first image drawn
         (folder / drawn).parent.mkdir()
@@ -1633,11 +1623,10 @@ def test_a_label_or_training_run_going_on_unlocked_is_not_told_stopped(tmp_path,
     beside the first, which nothing there refuses). As of a folder it wrote nothing in yet, it
     says it cannot tell, with exit 1 (unfinished, docs/foundation.md's exit codes), not 0 (a
     run known to be at it); a finished run gets no such line."""
-    import errno
-    import fcntl
     import json
 
     from engine.runlock import exclusive
+    from tests.loop_helpers import no_locks
 
     done = [{"split": s, "stem": f"{s}0", "status": "ok", "config_hash": ""} for s in ("train",)]
     _, run = _label_run(tmp_path, done)
@@ -1646,10 +1635,7 @@ def test_a_label_or_training_run_going_on_unlocked_is_not_told_stopped(tmp_path,
     (train / "config.json").write_text(json.dumps({"config": {"iters": 10}}))
     (train / "metrics.jsonl").write_text(json.dumps({"step": 4, "loss": 1.0}) + "\n")
 
-    def refused(*_: object) -> None:
-        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
-
-    monkeypatch.setattr(fcntl, "flock", refused)
+    no_locks(monkeypatch)
     note = "the file system takes no locks, so engine info cannot tell whether a run is writing"
     for folder, command in ((run, "engine label"), (train, "engine train")):
         with exclusive(folder, command):  # going on, unlocked: its .lock empty
@@ -1671,18 +1657,13 @@ def test_a_shard_going_on_unlocked_is_not_told_stopped(tmp_path, monkeypatch):
     looked for ``.lock`` alone to tell such a file system, so it told the shard going on
     stopped ("run engine label again to finish", a second run beside it), exit 1 without the
     note that it cannot tell. It says it cannot tell, as of a run without ``--shard``."""
-    import errno
-    import fcntl
-
     from engine.runlock import LOCK_NAME, exclusive
+    from tests.loop_helpers import no_locks
 
     done = [{"split": "train", "stem": "train0", "status": "ok", "config_hash": ""}]
     _, run = _label_run(tmp_path, done)
 
-    def refused(*_: object) -> None:
-        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
-
-    monkeypatch.setattr(fcntl, "flock", refused)
+    no_locks(monkeypatch)
     with exclusive(run, "engine label", ".lock-shard1of2", own=("run.json",)):
         assert (run / ".lock-shard1of2").is_file() and not (run / LOCK_NAME).exists()
         res, said = _info(["info", str(run), "--no-progress"])

@@ -1122,23 +1122,14 @@ def test_without_flock_a_failed_run_keeps_its_empty_folders(tmp_path: Path, monk
     assert not (tmp_path / "refused").exists()
 
 
-def _no_locks(monkeypatch) -> None:
-    """A file system without locks (NFS without lockd): flock fails with ENOLCK."""
-    import errno
-    import fcntl
-
-    def refused(*_: object) -> None:
-        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
-
-    monkeypatch.setattr(fcntl, "flock", refused)
-
-
 def test_a_run_where_locks_are_refused_leaves_no_lock_file(tmp_path: Path, monkeypatch, caplog):
     """Where flock fails (ENOLCK) the run goes on unlocked, with a warning, and removes the lock
     file it made: it holds no record and locks nothing (before, an empty .lock stayed beside the
     run's outputs, and alone in the folders made for a run that wrote nothing, which stayed too:
     as of a run stopped before its first file). A lock file there before is kept."""
-    _no_locks(monkeypatch)
+    from tests.loop_helpers import no_locks
+
+    no_locks(monkeypatch)
     run = tmp_path / "runs" / "car"
     with exclusive(run, "engine label") as folder:
         (folder / "run.json").write_text("{}")
