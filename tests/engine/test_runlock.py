@@ -877,6 +877,17 @@ def test_a_folder_that_cannot_be_listed_is_still_locked(tmp_path: Path, monkeypa
     assert stale.exists()
 
 
+def _run_with_a_killed_runs_temporary(tmp_path: Path) -> tuple[Path, Path]:
+    """A label run's folder (its run.json) holding the temporary file of a write that a killed
+    run left: (the folder, that file)."""
+    run = tmp_path / "run"
+    stale = run / "labels/train/.a.png.x_9yz0ab.tmp"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"x")
+    (run / "run.json").write_text("{}")
+    return run, stale
+
+
 def test_a_shard_alone_removes_the_temporary_files_and_not_while_another_runs(
     tmp_path: Path,
 ) -> None:
@@ -884,11 +895,7 @@ def test_a_shard_alone_removes_the_temporary_files_and_not_while_another_runs(
     files (only a run without --shard removed them), and engine info's note stayed. A shard
     removes them while no other shard (nor a run beside them) holds a lock file of the folder;
     while one does, they may be its live ones, and stay."""
-    run = tmp_path / "run"
-    stale = run / "labels/train/.a.png.x_9yz0ab.tmp"
-    stale.parent.mkdir(parents=True)
-    stale.write_bytes(b"x")
-    (run / "run.json").write_text("{}")
+    run, stale = _run_with_a_killed_runs_temporary(tmp_path)
     for other in (".lock-shard0of2", LOCK_NAME):
         with _hold(run, other):
             with exclusive(run, "engine label", ".lock-shard1of2", own=("run.json",)):
@@ -932,11 +939,7 @@ def test_a_shard_starting_as_another_removes_temporaries_keeps_the_new_shards_fi
 
     from engine import runlock
 
-    run = tmp_path / "run"
-    stale = run / "labels/train/.a.png.x_9yz0ab.tmp"
-    stale.parent.mkdir(parents=True)
-    stale.write_bytes(b"x")
-    (run / "run.json").write_text("{}")
+    run, stale = _run_with_a_killed_runs_temporary(tmp_path)
     live = run / ".run.json.live0001.tmp"
     wrote = threading.Event()
 
@@ -979,11 +982,7 @@ def test_a_folder_another_program_keeps_locked_is_waited_for_a_while_not_for_eve
     from annotations import fileio
 
     monkeypatch.setattr(fileio, "FOLDER_LOCK_WAIT_S", 0.3, raising=False)
-    run = tmp_path / "run"
-    stale = run / "labels/train/.a.png.x_9yz0ab.tmp"
-    stale.parent.mkdir(parents=True)
-    stale.write_bytes(b"x")
-    (run / "run.json").write_text("{}")
+    run, stale = _run_with_a_killed_runs_temporary(tmp_path)
     wrapper = os.open(run, os.O_RDONLY)  # as flock(1) holds it around the command
     fcntl.flock(wrapper, fcntl.LOCK_EX)
     ran = threading.Event()
