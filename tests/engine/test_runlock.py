@@ -350,12 +350,17 @@ def _filled(command: list[str], tmp_path: Path) -> list[str]:
 def test_an_output_that_is_a_file_is_one_line_naming_it(tmp_path: Path, command) -> None:
     """--out naming a file: one line, the same for every command (the demo said
     "OUT/data: Not a directory", others "File exists"), and the file is left as it was."""
-    from cli import app
-
     out = tmp_path / "taken.txt"
     out.write_text("mine")
     (tmp_path / "data").mkdir()
-    args = _filled(command, tmp_path)
+    _assert_refused_as_a_file(out, _filled(command, tmp_path))
+
+
+def _assert_refused_as_a_file(out: Path, args: list[str]) -> None:
+    """``engine ARGS --out OUT``, ``out`` a file holding ``mine``: exit 2, the one line naming
+    it, and the file left as it was."""
+    from cli import app
+
     res = CliRunner().invoke(app, [*args, "--out", str(out)])
     assert res.exit_code == 2, res.output
     assert res.output.strip() == f"error: {out}: output exists and is not a folder", res.output
@@ -382,7 +387,6 @@ def test_an_annotated_subset_or_a_pretrain_folder_that_is_a_file_is_the_same_lin
     import numpy as np
 
     from annotations.labelmap import write_label
-    from cli import app
     from tests.loop_helpers import make_dataset
 
     out = tmp_path / "taken.txt"
@@ -395,10 +399,7 @@ def test_an_annotated_subset_or_a_pretrain_folder_that_is_a_file_is_the_same_lin
          "--data", str(data), "--no-progress"],
         ["demo-pretrain", "--no-progress"],
     ):  # fmt: skip
-        res = CliRunner().invoke(app, [*args, "--out", str(out)])
-        assert res.exit_code == 2, res.output
-        assert res.output.strip() == f"error: {out}: output exists and is not a folder", res.output
-        assert out.read_text() == "mine"
+        _assert_refused_as_a_file(out, args)
 
 
 @pytest.mark.parametrize("other", sorted(_OTHER_OUTPUTS))
