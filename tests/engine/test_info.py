@@ -869,6 +869,16 @@ def _label_run(tmp_path: Path, records: list[dict]) -> tuple[Path, Path]:
     return data, run
 
 
+def _train_run(folder: Path, iters: int, step: int) -> Path:
+    """A training run's folder of ``iters`` steps, its metrics logged up to ``step``."""
+    import json
+
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"config": {"iters": iters}}))
+    (folder / "metrics.jsonl").write_text(json.dumps({"step": step, "loss": 1.0}) + "\n")
+    return folder
+
+
 def test_a_label_run_names_which_files_hold_what(tmp_path: Path):
     """``engine info RUN`` names the run's files and what each holds, the confidence map among
     them as a file of its own that the instances cannot rebuild (docs/labeler.md, "Outputs"):
@@ -1026,8 +1036,6 @@ def test_a_label_run_shows_the_settings_it_was_run_with_and_leaves_out_unset_one
 def test_a_finished_label_or_training_run_says_what_comes_next(tmp_path: Path):
     """A finished label run or training run ended with its tables: the command the loop runs
     next (review and fuse; predict) had to be looked up in the README."""
-    import json
-
     from typer.testing import CliRunner
 
     from cli import app
@@ -1044,10 +1052,7 @@ def test_a_finished_label_or_training_run_says_what_comes_next(tmp_path: Path):
         f"next: engine review {run} (look at them), engine fuse --data {data} --pseudo {run} "
         "--out FUSED (joint-training labels)"
     )
-    train = tmp_path / "train"
-    train.mkdir()
-    (train / "config.json").write_text(json.dumps({"config": {"iters": 4}}))
-    (train / "metrics.jsonl").write_text(json.dumps({"step": 4, "loss": 1.0}) + "\n")
+    train = _train_run(tmp_path / "train", iters=4, step=4)
     (train / "last.pt").write_bytes(b"")
     assert text(train).endswith(
         f"next: engine predict --checkpoint {train / 'last.pt'} --data DATA --split test --out "
@@ -1074,10 +1079,7 @@ def test_a_stopped_label_or_training_run_or_demo_exits_1_as_unfinished(tmp_path:
     assert code(run) == 1
     with exclusive(run, "engine label"):
         assert code(run) == 0  # labelling the rest now
-    train = tmp_path / "train"
-    train.mkdir()
-    (train / "config.json").write_text(json.dumps({"config": {"iters": 10}}))
-    (train / "metrics.jsonl").write_text(json.dumps({"step": 4, "loss": 1.0}) + "\n")
+    train = _train_run(tmp_path / "train", iters=10, step=4)
     assert code(train) == 1
     with exclusive(train, "engine train"):
         assert code(train) == 0
@@ -1123,14 +1125,9 @@ def test_a_finished_training_run_a_live_train_writes_again_is_not_said_finished(
     --iters MORE holds its lock (building its data and model, before it rewrites config.json):
     engine info said "finished" and "next: engine predict --checkpoint RUN/last.pt", a
     checkpoint about to be replaced. Now "running now", exit 0; the lock free, as before."""
-    import json
-
     from engine.runlock import exclusive
 
-    train = tmp_path / "train"
-    train.mkdir()
-    (train / "config.json").write_text(json.dumps({"config": {"iters": 4}}))
-    (train / "metrics.jsonl").write_text(json.dumps({"step": 4, "loss": 1.0}) + "\n")
+    train = _train_run(tmp_path / "train", iters=4, step=4)
     (train / "last.pt").write_bytes(b"")
     args = ["info", str(train), "--no-progress"]
     with exclusive(train, "engine train"):
@@ -1630,10 +1627,7 @@ def test_a_label_or_training_run_going_on_unlocked_is_not_told_stopped(tmp_path,
 
     done = [{"split": s, "stem": f"{s}0", "status": "ok", "config_hash": ""} for s in ("train",)]
     _, run = _label_run(tmp_path, done)
-    train = tmp_path / "train"
-    train.mkdir()
-    (train / "config.json").write_text(json.dumps({"config": {"iters": 10}}))
-    (train / "metrics.jsonl").write_text(json.dumps({"step": 4, "loss": 1.0}) + "\n")
+    train = _train_run(tmp_path / "train", iters=10, step=4)
 
     no_locks(monkeypatch)
     note = "the file system takes no locks, so engine info cannot tell whether a run is writing"
