@@ -621,7 +621,9 @@ def folder_locked(folder: Path) -> Iterator[None]:
     """An exclusive ``flock`` on ``folder`` itself while the block runs; none where there are no
     locks (Windows, some network file systems), as for the logs (:func:`_locked`). For a
     check-then-replace of a file there that another process may do at once (:func:`own_file`,
-    :func:`engine.runlock.exclusive` parting a lock file shared by hard links). Another
+    :func:`engine.runlock.exclusive` parting a lock file shared by hard links), and for the
+    walk removing killed runs' temporaries there, which every run passes once it holds its lock
+    (:func:`engine.runlock.exclusive`: a shard starting meanwhile waits for it). Another
     process holding it past :data:`FOLDER_LOCK_WAIT_S` is another program's, not a brief hold
     of an engine run's (util-linux ``flock runs/x engine label --out runs/x`` holds it around
     the command itself): said, and the block runs without it, as where there are no locks.

@@ -1,5 +1,6 @@
-"""Hand-built datasets and label runs for the loop tests (annotate, review, report), and an
-engine command killed at a chosen point (:func:`run_killed`)."""
+"""Hand-built datasets and label runs for the loop tests (annotate, review, report), an
+engine command killed at a chosen point (:func:`run_killed`), and a file system without locks
+(:func:`no_locks`)."""
 
 from __future__ import annotations
 
@@ -140,6 +141,17 @@ def turned_round(monkeypatch) -> None:
 
     monkeypatch.setattr(os, "listdir", lambda p=".": sorted(listdir(p), reverse=True))
     monkeypatch.setattr(os, "scandir", lambda p=".": Entries(scandir(p)))
+
+
+def no_locks(monkeypatch) -> None:  # noqa: ANN001
+    """A file system without locks (NFS without lockd): flock fails with ENOLCK."""
+    import errno
+    import fcntl
+
+    def refused(*_: object) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", refused)
 
 
 def damaged_swap_line(staging: Path) -> str:

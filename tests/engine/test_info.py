@@ -869,6 +869,16 @@ def _label_run(tmp_path: Path, records: list[dict]) -> tuple[Path, Path]:
     return data, run
 
 
+def _train_run(folder: Path, iters: int, step: int) -> Path:
+    """A training run's folder of ``iters`` steps, its metrics logged up to ``step``."""
+    import json
+
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"config": {"iters": iters}}))
+    (folder / "metrics.jsonl").write_text(json.dumps({"step": step, "loss": 1.0}) + "\n")
+    return folder
+
+
 def test_a_label_run_names_which_files_hold_what(tmp_path: Path):
     """``engine info RUN`` names the run's files and what each holds, the confidence map among
     them as a file of its own that the instances cannot rebuild (docs/labeler.md, "Outputs"):
@@ -1026,8 +1036,6 @@ def test_a_label_run_shows_the_settings_it_was_run_with_and_leaves_out_unset_one
 def test_a_finished_label_or_training_run_says_what_comes_next(tmp_path: Path):
     """A finished label run or training run ended with its tables: the command the loop runs
     next (review and fuse; predict) had to be looked up in the README."""
-    import json
-
     from typer.testing import CliRunner
 
     from cli import app
@@ -1044,10 +1052,7 @@ def test_a_finished_label_or_training_run_says_what_comes_next(tmp_path: Path):
         f"next: engine review {run} (look at them), engine fuse --data {data} --pseudo {run} "
         "--out FUSED (joint-training labels)"
     )
-    train = tmp_path / "train"
-    train.mkdir()
-    (train / "config.json").write_text(json.dumps({"config": {"iters": 4}}))
-    (train / "metrics.jsonl").write_text(json.dumps({"step": 4, "loss": 1.0}) + "\n")
+    train = _train_run(tmp_path / "train", iters=4, step=4)
     (train / "last.pt").write_bytes(b"")
     assert text(train).endswith(
         f"next: engine predict --checkpoint {train / 'last.pt'} --data DATA --split test --out "
@@ -1074,10 +1079,7 @@ def test_a_stopped_label_or_training_run_or_demo_exits_1_as_unfinished(tmp_path:
     assert code(run) == 1
     with exclusive(run, "engine label"):
         assert code(run) == 0  # labelling the rest now
-    train = tmp_path / "train"
-    train.mkdir()
-    (train / "config.json").write_text(json.dumps({"config": {"iters": 10}}))
-    (train / "metrics.jsonl").write_text(json.dumps({"step": 4, "loss": 1.0}) + "\n")
+    train = _train_run(tmp_path / "train", iters=10, step=4)
     assert code(train) == 1
     with exclusive(train, "engine train"):
         assert code(train) == 0
@@ -1123,14 +1125,9 @@ def test_a_finished_training_run_a_live_train_writes_again_is_not_said_finished(
     --iters MORE holds its lock (building its data and model, before it rewrites config.json):
     engine info said "finished" and "next: engine predict --checkpoint RUN/last.pt", a
     checkpoint about to be replaced. Now "running now", exit 0; the lock free, as before."""
-    import json
-
     from engine.runlock import exclusive
 
-    train = tmp_path / "train"
-    train.mkdir()
-    (train / "config.json").write_text(json.dumps({"config": {"iters": 4}}))
-    (train / "metrics.jsonl").write_text(json.dumps({"step": 4, "loss": 1.0}) + "\n")
+    train = _train_run(tmp_path / "train", iters=4, step=4)
     (train / "last.pt").write_bytes(b"")
     args = ["info", str(train), "--no-progress"]
     with exclusive(train, "engine train"):
@@ -1577,15 +1574,10 @@ def test_a_run_going_on_unlocked_is_not_told_killed_where_the_file_system_takes_
     its ``.lock`` empty until it ends: engine info told one still in progress "killed as it
     took the folder" (stopped, run it again, beside the running one). Nothing there tells a
     running one from a killed one: info says it cannot tell, and when to run it again."""
-    import errno
-    import fcntl
-
     from engine.runlock import exclusive
+    from tests.loop_helpers import no_locks
 
-    def refused(*_: object) -> None:
-        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
-
-    monkeypatch.setattr(fcntl, "flock", refused)
+    no_locks(monkeypatch)
     folder = tmp_path / "data"
     with exclusive(folder, "engine synth"):  # in progress, nothing written yet
         assert [p.name for p in folder.iterdir()] == [".lock"]
@@ -1605,15 +1597,10 @@ def test_a_gallery_or_report_drawn_unlocked_is_not_told_stopped(
     """On a file system without locks (ENOLCK) an ``engine report`` or ``engine review`` goes
     on unlocked, its ``.lock`` empty: engine info told one still drawing "stopped ... and no
     process writes it now". It says it cannot tell, and when to run it again."""
-    import errno
-    import fcntl
-
     from engine.runlock import exclusive
+    from tests.loop_helpers import no_locks
 
-    def refused(*_: object) -> None:
-        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
-
-    monkeypatch.setattr(fcntl, "flock", refused)
+    no_locks(monkeypatch)
     folder = tmp_path / "out"
     with exclusive(folder, command):  # in progress: its first image drawn
         (folder / drawn).parent.mkdir()
@@ -1633,23 +1620,16 @@ def test_a_label_or_training_run_going_on_unlocked_is_not_told_stopped(tmp_path,
     beside the first, which nothing there refuses). As of a folder it wrote nothing in yet, it
     says it cannot tell, with exit 1 (unfinished, docs/foundation.md's exit codes), not 0 (a
     run known to be at it); a finished run gets no such line."""
-    import errno
-    import fcntl
     import json
 
     from engine.runlock import exclusive
+    from tests.loop_helpers import no_locks
 
     done = [{"split": s, "stem": f"{s}0", "status": "ok", "config_hash": ""} for s in ("train",)]
     _, run = _label_run(tmp_path, done)
-    train = tmp_path / "train"
-    train.mkdir()
-    (train / "config.json").write_text(json.dumps({"config": {"iters": 10}}))
-    (train / "metrics.jsonl").write_text(json.dumps({"step": 4, "loss": 1.0}) + "\n")
+    train = _train_run(tmp_path / "train", iters=10, step=4)
 
-    def refused(*_: object) -> None:
-        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
-
-    monkeypatch.setattr(fcntl, "flock", refused)
+    no_locks(monkeypatch)
     note = "the file system takes no locks, so engine info cannot tell whether a run is writing"
     for folder, command in ((run, "engine label"), (train, "engine train")):
         with exclusive(folder, command):  # going on, unlocked: its .lock empty
@@ -1671,18 +1651,13 @@ def test_a_shard_going_on_unlocked_is_not_told_stopped(tmp_path, monkeypatch):
     looked for ``.lock`` alone to tell such a file system, so it told the shard going on
     stopped ("run engine label again to finish", a second run beside it), exit 1 without the
     note that it cannot tell. It says it cannot tell, as of a run without ``--shard``."""
-    import errno
-    import fcntl
-
     from engine.runlock import LOCK_NAME, exclusive
+    from tests.loop_helpers import no_locks
 
     done = [{"split": "train", "stem": "train0", "status": "ok", "config_hash": ""}]
     _, run = _label_run(tmp_path, done)
 
-    def refused(*_: object) -> None:
-        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
-
-    monkeypatch.setattr(fcntl, "flock", refused)
+    no_locks(monkeypatch)
     with exclusive(run, "engine label", ".lock-shard1of2", own=("run.json",)):
         assert (run / ".lock-shard1of2").is_file() and not (run / LOCK_NAME).exists()
         res, said = _info(["info", str(run), "--no-progress"])

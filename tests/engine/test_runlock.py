@@ -350,12 +350,17 @@ def _filled(command: list[str], tmp_path: Path) -> list[str]:
 def test_an_output_that_is_a_file_is_one_line_naming_it(tmp_path: Path, command) -> None:
     """--out naming a file: one line, the same for every command (the demo said
     "OUT/data: Not a directory", others "File exists"), and the file is left as it was."""
-    from cli import app
-
     out = tmp_path / "taken.txt"
     out.write_text("mine")
     (tmp_path / "data").mkdir()
-    args = _filled(command, tmp_path)
+    _assert_refused_as_a_file(out, _filled(command, tmp_path))
+
+
+def _assert_refused_as_a_file(out: Path, args: list[str]) -> None:
+    """``engine ARGS --out OUT``, ``out`` a file holding ``mine``: exit 2, the one line naming
+    it, and the file left as it was."""
+    from cli import app
+
     res = CliRunner().invoke(app, [*args, "--out", str(out)])
     assert res.exit_code == 2, res.output
     assert res.output.strip() == f"error: {out}: output exists and is not a folder", res.output
@@ -382,7 +387,6 @@ def test_an_annotated_subset_or_a_pretrain_folder_that_is_a_file_is_the_same_lin
     import numpy as np
 
     from annotations.labelmap import write_label
-    from cli import app
     from tests.loop_helpers import make_dataset
 
     out = tmp_path / "taken.txt"
@@ -395,10 +399,7 @@ def test_an_annotated_subset_or_a_pretrain_folder_that_is_a_file_is_the_same_lin
          "--data", str(data), "--no-progress"],
         ["demo-pretrain", "--no-progress"],
     ):  # fmt: skip
-        res = CliRunner().invoke(app, [*args, "--out", str(out)])
-        assert res.exit_code == 2, res.output
-        assert res.output.strip() == f"error: {out}: output exists and is not a folder", res.output
-        assert out.read_text() == "mine"
+        _assert_refused_as_a_file(out, args)
 
 
 @pytest.mark.parametrize("other", sorted(_OTHER_OUTPUTS))
@@ -877,6 +878,17 @@ def test_a_folder_that_cannot_be_listed_is_still_locked(tmp_path: Path, monkeypa
     assert stale.exists()
 
 
+def _run_with_a_killed_runs_temporary(tmp_path: Path) -> tuple[Path, Path]:
+    """A label run's folder (its run.json) holding the temporary file of a write that a killed
+    run left: (the folder, that file)."""
+    run = tmp_path / "run"
+    stale = run / "labels/train/.a.png.x_9yz0ab.tmp"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"x")
+    (run / "run.json").write_text("{}")
+    return run, stale
+
+
 def test_a_shard_alone_removes_the_temporary_files_and_not_while_another_runs(
     tmp_path: Path,
 ) -> None:
@@ -884,11 +896,7 @@ def test_a_shard_alone_removes_the_temporary_files_and_not_while_another_runs(
     files (only a run without --shard removed them), and engine info's note stayed. A shard
     removes them while no other shard (nor a run beside them) holds a lock file of the folder;
     while one does, they may be its live ones, and stay."""
-    run = tmp_path / "run"
-    stale = run / "labels/train/.a.png.x_9yz0ab.tmp"
-    stale.parent.mkdir(parents=True)
-    stale.write_bytes(b"x")
-    (run / "run.json").write_text("{}")
+    run, stale = _run_with_a_killed_runs_temporary(tmp_path)
     for other in (".lock-shard0of2", LOCK_NAME):
         with _hold(run, other):
             with exclusive(run, "engine label", ".lock-shard1of2", own=("run.json",)):
@@ -932,11 +940,7 @@ def test_a_shard_starting_as_another_removes_temporaries_keeps_the_new_shards_fi
 
     from engine import runlock
 
-    run = tmp_path / "run"
-    stale = run / "labels/train/.a.png.x_9yz0ab.tmp"
-    stale.parent.mkdir(parents=True)
-    stale.write_bytes(b"x")
-    (run / "run.json").write_text("{}")
+    run, stale = _run_with_a_killed_runs_temporary(tmp_path)
     live = run / ".run.json.live0001.tmp"
     wrote = threading.Event()
 
@@ -979,11 +983,7 @@ def test_a_folder_another_program_keeps_locked_is_waited_for_a_while_not_for_eve
     from annotations import fileio
 
     monkeypatch.setattr(fileio, "FOLDER_LOCK_WAIT_S", 0.3, raising=False)
-    run = tmp_path / "run"
-    stale = run / "labels/train/.a.png.x_9yz0ab.tmp"
-    stale.parent.mkdir(parents=True)
-    stale.write_bytes(b"x")
-    (run / "run.json").write_text("{}")
+    run, stale = _run_with_a_killed_runs_temporary(tmp_path)
     wrapper = os.open(run, os.O_RDONLY)  # as flock(1) holds it around the command
     fcntl.flock(wrapper, fcntl.LOCK_EX)
     ran = threading.Event()
@@ -1122,23 +1122,14 @@ def test_without_flock_a_failed_run_keeps_its_empty_folders(tmp_path: Path, monk
     assert not (tmp_path / "refused").exists()
 
 
-def _no_locks(monkeypatch) -> None:
-    """A file system without locks (NFS without lockd): flock fails with ENOLCK."""
-    import errno
-    import fcntl
-
-    def refused(*_: object) -> None:
-        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
-
-    monkeypatch.setattr(fcntl, "flock", refused)
-
-
 def test_a_run_where_locks_are_refused_leaves_no_lock_file(tmp_path: Path, monkeypatch, caplog):
     """Where flock fails (ENOLCK) the run goes on unlocked, with a warning, and removes the lock
     file it made: it holds no record and locks nothing (before, an empty .lock stayed beside the
     run's outputs, and alone in the folders made for a run that wrote nothing, which stayed too:
     as of a run stopped before its first file). A lock file there before is kept."""
-    _no_locks(monkeypatch)
+    from tests.loop_helpers import no_locks
+
+    no_locks(monkeypatch)
     run = tmp_path / "runs" / "car"
     with exclusive(run, "engine label") as folder:
         (folder / "run.json").write_text("{}")
