@@ -705,10 +705,12 @@ def test_ranks_stopped_together_get_5_seconds_to_exit_and_others_none(monkeypatc
 
 
 def test_a_rank_exits_once_its_parent_is_gone(monkeypatch):
-    """The watchdog of each rank (`_exit_with_parent`): looks once a second and ends the
-    process with exit code 1 as soon as it has another parent, not before. Only the slow
-    real-process test (`test_ranks_exit_when_their_parent_is_killed`) saw it before."""
-    from trainer import spawn
+    """The watchdog of each rank (`engine.parallel.exit_with_parent`, started by
+    `_rank_main`): looks at once and then once a second, and ends the process with exit code 1
+    as soon as its parent is another process AND the one it was started by has ended, not
+    before (a forkserver child's parent is the fork server while its starter lives on). Only
+    the slow real-process test (`test_ranks_exit_when_their_parent_is_killed`) saw it before."""
+    from engine import parallel
 
     class Exited(Exception):
         pass
@@ -726,13 +728,21 @@ def test_a_rank_exits_once_its_parent_is_gone(monkeypatch):
             with pytest.raises(Exited):
                 self.target()
 
-    exits, naps, parents = [], [], iter([42, 42, 1])
-    monkeypatch.setattr(spawn.os, "getppid", lambda: next(parents))
-    monkeypatch.setattr(spawn.os, "_exit", exit_)
-    monkeypatch.setattr(spawn.time, "sleep", naps.append)
-    monkeypatch.setattr(spawn.threading, "Thread", Thread)
-    spawn._exit_with_parent(42)
-    assert exits == [1] and naps == [1.0, 1.0, 1.0]
+    exits, naps, asked = [], [], []
+    parents = iter([42, 7, 7, 1])  # its parent, then a fork server's pid, then init's
+    gone = iter([False, False, True])
+
+    def gone_(pid):
+        asked.append(pid)
+        return next(gone)
+
+    monkeypatch.setattr(parallel.os, "getppid", lambda: next(parents))
+    monkeypatch.setattr(parallel.os, "_exit", exit_)
+    monkeypatch.setattr(parallel.time, "sleep", naps.append)
+    monkeypatch.setattr(parallel.threading, "Thread", Thread)
+    monkeypatch.setattr(parallel, "_gone", gone_)
+    parallel.exit_with_parent(42)
+    assert exits == [1] and naps == [1.0, 1.0, 1.0] and asked == [42, 42, 42]
 
 
 def test_the_rendezvous_port_is_a_free_one_the_kernel_picked():
