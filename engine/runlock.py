@@ -646,12 +646,15 @@ def record_set_aside(folder: str | os.PathLike, record: str) -> Iterator[None]:
     folder = Path(folder)
     path = folder / record  # in a subfolder too: a demo's report/summary.json
     aside = path.with_name(earlier_name(path.name))
-    skip = os.path.relpath(aside, folder)
-    moved = path.is_file()
-    if moved:
-        os.replace(path, aside)
-    before = _files(folder, skip) if moved else {}
+    skip = (os.path.relpath(path, folder), os.path.relpath(aside, folder))
+    # listed before the record moves: Ctrl-C while a large folder is listed (thousands of
+    # thumbnails, a network share) left it aside, a finished output read as not finished
+    before = _files(folder, skip) if path.is_file() else None
+    moved = False
     try:
+        if before is not None:
+            os.replace(path, aside)
+            moved = True
         yield
     finally:
         with contextlib.suppress(OSError):
@@ -661,11 +664,13 @@ def record_set_aside(folder: str | os.PathLike, record: str) -> Iterator[None]:
                 os.replace(aside, path)
 
 
-def _files(folder: Path, skip: str) -> dict[str, tuple[int, int]]:
-    """Each file under ``folder`` (relative path: size, modification time), for
+def _files(folder: Path, skip: tuple[str, ...]) -> dict[str, tuple[int, int, int]]:
+    """Each file under ``folder`` (relative path: size, modification time, inode number), for
     :func:`record_set_aside` to tell whether a run changed one: not its lock files, the
     temporary files of atomic writes (a failed write removes its own), nor ``skip`` (the
-    record set aside, a relative path); not in hidden folders (:func:`temporaries`' rule)."""
+    record and its set-aside name, relative paths); not in hidden folders (:func:`temporaries`'
+    rule). The inode tells a file an atomic write replaced within one tick of a coarse clock
+    (FAT: 2 s), the same size: before, read as unchanged, and the earlier record put back."""
     from annotations.fileio import is_staging, is_temporary
 
     found = {}
@@ -674,11 +679,11 @@ def _files(folder: Path, skip: str) -> dict[str, tuple[int, int]]:
         for name in files:
             full = os.path.join(here, name)
             rel = os.path.relpath(full, folder)
-            if rel == skip or name.startswith(LOCK_NAME) or is_temporary(name):
+            if rel in skip or name.startswith(LOCK_NAME) or is_temporary(name):
                 continue
             with contextlib.suppress(OSError):  # removed meanwhile
                 st = os.lstat(full)
-                found[rel] = (st.st_size, st.st_mtime_ns)
+                found[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
     return found
 
 

@@ -1507,3 +1507,53 @@ def test_a_record_set_aside_stays_aside_once_a_file_changed_and_goes_once_the_ne
     with record_set_aside(out, "report.json"):
         (out / "report.json").write_text('{"new": 1}')
     assert sorted(p.name for p in out.iterdir()) == ["overlays", "report.json"]
+
+
+def test_a_record_set_aside_stays_aside_when_a_file_was_replaced_within_one_timestamp_tick(
+    tmp_path,
+):
+    """``record_set_aside`` told a changed file by its size and modification time: on a file
+    system whose times are coarse (FAT: 2 s, some NFS: 1 s, ext4's clock tick), a thumbnail
+    replaced by one of the same size in the same tick read as unchanged, and a rerun failing
+    then put the earlier record back over a folder holding the new thumbnail (engine info: a
+    finished gallery, a mix of two runs). The engine's writes replace the file (a new one):
+    that counts as a change whatever its time."""
+    from annotations.fileio import atomic_write_bytes
+    from engine.runlock import record_set_aside
+
+    out = tmp_path / "gallery"
+    (out / "thumbs").mkdir(parents=True)
+    thumb = out / "thumbs" / "a.jpg"
+    thumb.write_bytes(b"jpeg one")
+    (out / "review.json").write_text("{}")
+    was = thumb.stat()
+    with pytest.raises(OSError), record_set_aside(out, "review.json"):
+        atomic_write_bytes(thumb, b"jpeg two")  # the same size
+        os.utime(thumb, ns=(was.st_atime_ns, was.st_mtime_ns))  # the same coarse time
+        raise OSError(28, "No space left on device")
+    assert thumb.read_bytes() == b"jpeg two"
+    assert not (out / "review.json").exists() and (out / ".review.json.earlier").is_file()
+
+
+def test_a_record_set_aside_stopped_while_it_lists_the_folder_leaves_the_record_in_place(
+    tmp_path, monkeypatch
+):
+    """Ctrl-C while ``record_set_aside`` listed a large folder (a gallery's thousands of
+    thumbnails, a slow network share) before the rerun wrote anything: the record was moved
+    aside before the listing, outside the block that puts it back, and engine info said a
+    finished gallery did not finish (exit 1). Nothing changed: the record stays where it was."""
+    import engine.runlock as runlock
+
+    out = tmp_path / "gallery"
+    (out / "thumbs").mkdir(parents=True)
+    (out / "thumbs" / "a.jpg").write_bytes(b"jpeg")
+    (out / "review.json").write_text("{}")
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runlock, "_files", stopped)
+    with pytest.raises(KeyboardInterrupt), runlock.record_set_aside(out, "review.json"):
+        pass
+    assert (out / "review.json").read_text() == "{}"
+    assert not (out / ".review.json.earlier").exists()
