@@ -166,8 +166,8 @@ def exclusive(
         import fcntl
     except ImportError:  # Windows: no flock
         fcntl = None
-    if folder.exists() and not folder.is_dir():
-        yield folder  # a file given as the folder: the command's own check names it
+    if os.path.lexists(folder) and not folder.is_dir():
+        yield folder  # a file (or a link to no folder) given: the command's own check names it
         return
     created = missing_folders(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -401,6 +401,36 @@ def test_an_annotated_subset_or_a_pretrain_folder_that_is_a_file_is_the_same_lin
         assert out.read_text() == "mine"
 
 
+def test_an_output_that_is_a_broken_symbolic_link_is_one_line_naming_where_it_leads(tmp_path):
+    """``--out`` a symbolic link to a folder that is not there (moved, its disk not mounted):
+    check_not_a_file let it pass (``exists()`` follows the link), and the command stopped at its
+    first mkdir with "OUT: File exists", which names neither the link nor where it leads. One
+    line now, from a run folder's command and from annotate import alike; nothing created."""
+    import numpy as np
+
+    from annotations.labelmap import write_label
+    from cli import app
+    from tests.loop_helpers import make_dataset
+
+    out = tmp_path / "out"
+    out.symlink_to(tmp_path / "unmounted" / "runs")
+    data = tmp_path / "data"
+    make_dataset(data, n=1, size=(48, 64))
+    write_label(tmp_path / "masks" / "img000.png", np.zeros((48, 64), np.uint8))
+    for args in (
+        ["synth", "--train", "1", "--val", "0", "--test", "0", "--size", "96x64", "--no-progress"],
+        ["annotate", "import", str(tmp_path / "masks"), "--format", "png", "--class", "Bicycle",
+         "--data", str(data), "--no-progress"],
+    ):  # fmt: skip
+        res = CliRunner().invoke(app, [*args, "--out", str(out)])
+        assert res.exit_code == 2, res.output
+        assert res.output.strip() == (
+            f"error: {out}: output is a symbolic link to {tmp_path / 'unmounted' / 'runs'}, "
+            "which is not there: create that folder or give another --out"
+        ), res.output
+    assert out.is_symlink() and not (tmp_path / "unmounted").exists()
+
+
 @pytest.mark.parametrize("other", sorted(_OTHER_OUTPUTS))
 @pytest.mark.parametrize("command", _RUN_COMMANDS)
 def test_another_engine_output_or_a_dataset_is_refused_as_out(tmp_path, command, other):
@@ -490,7 +520,10 @@ def test_an_out_linked_to_a_datasets_or_an_outputs_split_folder_is_refused(tmp_p
         assert res.exit_code == 2, res.output
         assert " ".join(res.output.split()).startswith(f"error: {out}: {what}"), res.output
     assert sorted(tmp_path.rglob("*")) == files
-    check_output_folder(links / "mine", (), "engine x")  # a link to a new folder of its own
+    # a link to a folder of its own (one not there yet is refused, as no mkdir makes it:
+    # test_an_output_that_is_a_broken_symbolic_link_is_one_line_naming_where_it_leads)
+    (tmp_path / "mine").mkdir()
+    check_output_folder(links / "mine", (), "engine x")
     check_output_folder(links / "t" / "pred", (), "engine x")  # deeper in a split: allowed
 
 
