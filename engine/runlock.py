@@ -627,6 +627,13 @@ def earlier_name(record: str) -> str:
     return f".{record}.earlier"
 
 
+def set_aside_as(record: str) -> str:
+    """Where :func:`record_set_aside` puts ``record`` (a path relative to its folder, ``/``
+    separated): ``report/summary.json`` -> ``report/.summary.json.earlier``."""
+    head, _, name = record.rpartition("/")
+    return f"{head}/{earlier_name(name)}" if head else earlier_name(name)
+
+
 @contextlib.contextmanager
 def record_set_aside(folder: str | os.PathLike, record: str) -> Iterator[None]:
     """For a command that writes its ``record`` last, after files an earlier run's record lists
@@ -877,15 +884,20 @@ def holds_lock(
     :func:`exclusive` only (a run killed among them is its own), as ``engine review`` gives
     ``thumbs``: not to :func:`check_output_folder`, where a file of that name (a user's figure
     in a dataset's root) let the folder pass as the command's own. ``aside``: a record set
-    aside while the command runs (:func:`record_set_aside`: a demo's summary)."""
+    aside while the command runs (:func:`record_set_aside`: a demo's summary); set aside, it is
+    one of ``own`` (a rerun stopped with it aside is the command's own folder)."""
 
     def wrap(fn: Callable[..., T]) -> Callable[..., T]:
         @functools.wraps(fn)
         def run(cfg: Any, *args: Any, **kwargs: Any) -> T:
-            check_output_folder(folder(cfg), own, command)
+            # the record set aside marks the folder as the command's own too: a demo rerun
+            # stopped in its synth stage (no summary, data/synth.partial.json) was refused as
+            # a folder holding other engine outputs (its fused/, train/), not resumable there
+            ours = (*own, set_aside_as(aside)) if aside else own
+            check_output_folder(folder(cfg), ours, command)
             lock = LOCK_NAME if name is None else name(cfg)
             with (
-                exclusive(folder(cfg), command, lock, own + begun),
+                exclusive(folder(cfg), command, lock, ours + begun),
                 record_set_aside(folder(cfg), aside) if aside else contextlib.nullcontext(),
             ):
                 return fn(cfg, *args, **kwargs)
