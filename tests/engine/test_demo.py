@@ -183,7 +183,8 @@ def test_a_demo_rerun_stopped_in_its_synth_stage_can_be_run_again(tmp_path):
     aside (report/.summary.json.earlier) and data/synth.json turned into synth.partial.json, the
     folder held neither of the demo's records, and the next ``engine demo`` there was refused
     as a folder holding other engine outputs (fused/, train/): "needs a folder of its own",
-    the demo not resumable there. The set-aside summary marks the folder as the demo's own."""
+    the demo not resumable there, and engine info read it as a folder of engine outputs. The
+    set-aside summary marks the folder as the demo's own, and as a demo not finished."""
     from annotations.fileio import FUSE_RECORD
     from engine.demo import DemoConfig, run_demo
 
@@ -193,6 +194,12 @@ def test_a_demo_rerun_stopped_in_its_synth_stage_can_be_run_again(tmp_path):
     for name in left:
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_text("{}")
+    # engine info: a demo not finished (exit 1), as in a rerun stopped later; before, a folder
+    # of engine outputs (exit 0 on a real one: its training run shown, finished)
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "200"})
+    assert res.exit_code == 1, res.output
+    assert "not finished (no report/summary.json)" in res.output
+    assert f"engine demo --out {out} (with the same options) resumes it" in res.output
     with pytest.raises(ValueError, match="given twice"):  # past the folder's checks
         run_demo(DemoConfig(out=out, classes=("Bicycle", "Bicycle"), **DEMO_SMALL))
     assert all((out / name).read_text() == "{}" for name in left)
