@@ -1097,8 +1097,15 @@ def check_expanded(path: str | os.PathLike | None, command: str) -> None:
 def check_not_a_file(folder: str | os.PathLike) -> None:
     """An output folder (``--out``) that exists as a file is refused in one line naming it, the
     same for every command (``engine.runlock.check_output_folder``, an annotated subset's,
-    ``engine demo-pretrain``'s), before anything is written."""
+    ``engine demo-pretrain``'s), before anything is written; so is a symbolic link to a folder
+    that is not there (moved, its disk not mounted), naming where it leads: before, the first
+    mkdir's "OUT: File exists"."""
     path = Path(folder)
+    if path.is_symlink() and not path.exists():
+        raise NotADirectoryError(
+            f"{folder}: output is a symbolic link to {os.readlink(path)}, which is not there: "
+            "create that folder or give another --out"
+        )
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"{folder}: output exists and is not a folder")
 

@@ -138,9 +138,9 @@ def _existing_subset(
     split (unless ``replace``), or a folder that holds files but is no subset. Returns the
     images of the subset of the same class and split that ``root`` holds (else none; none too
     where its ``format`` is not this engine's and ``known_format``)."""
+    check_not_a_file(root)  # a file, or a link to a folder not there
     if not root.exists():
         return ()
-    check_not_a_file(root)
     finish_swaps(root, ".masks.")  # a write killed while swapping its files in is whole
     manifest = root / "subset.json"
     if not manifest.is_file():

@@ -49,7 +49,14 @@ from engine.datasets import (
 )
 from engine.parallel import map_in_order
 from engine.runinfo import saved_step
-from engine.runlock import folders_removed_on_failure, lockless, writer, writers, wrote_nothing
+from engine.runlock import (
+    earlier_name,
+    folders_removed_on_failure,
+    lockless,
+    writer,
+    writers,
+    wrote_nothing,
+)
 from engine.text import LINE_BREAK, counted, few, first_lines
 
 
@@ -2254,7 +2261,10 @@ def _describe_output(
             return "a pick list (engine annotate pick)", picked, 0
         if (folder / DEMO_SUMMARY).is_file() and not is_dataset_root(folder):
             return "a demo folder (engine demo)", render_demo(folder), 0
-        if (folder / "data" / "synth.json").is_file() and (folder / "label").is_dir():
+        # its scenes, or its summary set aside by a rerun (one stopped in its synth stage has
+        # data/synth.partial.json: before, read as a folder of engine outputs, exit 0)
+        marks = ("data/synth.json", f"report/{earlier_name('summary.json')}")
+        if any((folder / m).is_file() for m in marks) and (folder / "label").is_dir():
             live = writers(folder)  # running now: 0; its lock probed once
             rendered = render_unfinished_demo(folder, live)
             return "a demo folder (engine demo)", rendered + _unlocked(folder, not live), not live

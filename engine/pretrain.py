@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from annotations.fileio import check_not_a_file
 from engine.demo import BUILTIN, DEMO_CROP, DemoConfig, demo_train_config
 
 __all__ = ["BUILTIN", "PRETRAIN_SEED", "PretrainConfig", "pretrain", "pretrain_train_config"]
@@ -94,6 +93,9 @@ def pretrain(cfg: PretrainConfig) -> Path:
 
     Resumable: the scenes are rendered once, and an interrupted training continues from its
     last checkpoint when the same command runs again."""
+    # here, not at the top: annotations loads OpenCV, and `engine --help` imports this module
+    # (before, the fifty-seventh round's import at the top loaded cv2 for every command's help)
+    from annotations.fileio import check_not_a_file
     from engine.synth import SynthConfig, generate
     from trainer.train import train
 

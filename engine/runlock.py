@@ -166,8 +166,8 @@ def exclusive(
         import fcntl
     except ImportError:  # Windows: no flock
         fcntl = None
-    if folder.exists() and not folder.is_dir():
-        yield folder  # a file given as the folder: the command's own check names it
+    if os.path.lexists(folder) and not folder.is_dir():
+        yield folder  # a file (or a link to no folder) given: the command's own check names it
         return
     created = missing_folders(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -627,6 +627,13 @@ def earlier_name(record: str) -> str:
     return f".{record}.earlier"
 
 
+def set_aside_as(record: str) -> str:
+    """Where :func:`record_set_aside` puts ``record`` (a path relative to its folder, ``/``
+    separated): ``report/summary.json`` -> ``report/.summary.json.earlier``."""
+    head, _, name = record.rpartition("/")
+    return f"{head}/{earlier_name(name)}" if head else earlier_name(name)
+
+
 @contextlib.contextmanager
 def record_set_aside(folder: str | os.PathLike, record: str) -> Iterator[None]:
     """For a command that writes its ``record`` last, after files an earlier run's record lists
@@ -646,12 +653,15 @@ def record_set_aside(folder: str | os.PathLike, record: str) -> Iterator[None]:
     folder = Path(folder)
     path = folder / record  # in a subfolder too: a demo's report/summary.json
     aside = path.with_name(earlier_name(path.name))
-    skip = os.path.relpath(aside, folder)
-    moved = path.is_file()
-    if moved:
-        os.replace(path, aside)
-    before = _files(folder, skip) if moved else {}
+    skip = (os.path.relpath(path, folder), os.path.relpath(aside, folder))
+    # listed before the record moves: Ctrl-C while a large folder is listed (thousands of
+    # thumbnails, a network share) left it aside, a finished output read as not finished
+    before = _files(folder, skip) if path.is_file() else None
+    moved = False
     try:
+        if before is not None:
+            os.replace(path, aside)
+            moved = True
         yield
     finally:
         with contextlib.suppress(OSError):
@@ -661,11 +671,13 @@ def record_set_aside(folder: str | os.PathLike, record: str) -> Iterator[None]:
                 os.replace(aside, path)
 
 
-def _files(folder: Path, skip: str) -> dict[str, tuple[int, int]]:
-    """Each file under ``folder`` (relative path: size, modification time), for
+def _files(folder: Path, skip: tuple[str, ...]) -> dict[str, tuple[int, int, int]]:
+    """Each file under ``folder`` (relative path: size, modification time, inode number), for
     :func:`record_set_aside` to tell whether a run changed one: not its lock files, the
     temporary files of atomic writes (a failed write removes its own), nor ``skip`` (the
-    record set aside, a relative path); not in hidden folders (:func:`temporaries`' rule)."""
+    record and its set-aside name, relative paths); not in hidden folders (:func:`temporaries`'
+    rule). The inode tells a file an atomic write replaced within one tick of a coarse clock
+    (FAT: 2 s), the same size: before, read as unchanged, and the earlier record put back."""
     from annotations.fileio import is_staging, is_temporary
 
     found = {}
@@ -674,11 +686,11 @@ def _files(folder: Path, skip: str) -> dict[str, tuple[int, int]]:
         for name in files:
             full = os.path.join(here, name)
             rel = os.path.relpath(full, folder)
-            if rel == skip or name.startswith(LOCK_NAME) or is_temporary(name):
+            if rel in skip or name.startswith(LOCK_NAME) or is_temporary(name):
                 continue
             with contextlib.suppress(OSError):  # removed meanwhile
                 st = os.lstat(full)
-                found[rel] = (st.st_size, st.st_mtime_ns)
+                found[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
     return found
 
 
@@ -872,15 +884,20 @@ def holds_lock(
     :func:`exclusive` only (a run killed among them is its own), as ``engine review`` gives
     ``thumbs``: not to :func:`check_output_folder`, where a file of that name (a user's figure
     in a dataset's root) let the folder pass as the command's own. ``aside``: a record set
-    aside while the command runs (:func:`record_set_aside`: a demo's summary)."""
+    aside while the command runs (:func:`record_set_aside`: a demo's summary); set aside, it is
+    one of ``own`` (a rerun stopped with it aside is the command's own folder)."""
 
     def wrap(fn: Callable[..., T]) -> Callable[..., T]:
         @functools.wraps(fn)
         def run(cfg: Any, *args: Any, **kwargs: Any) -> T:
-            check_output_folder(folder(cfg), own, command)
+            # the record set aside marks the folder as the command's own too: a demo rerun
+            # stopped in its synth stage (no summary, data/synth.partial.json) was refused as
+            # a folder holding other engine outputs (its fused/, train/), not resumable there
+            ours = (*own, set_aside_as(aside)) if aside else own
+            check_output_folder(folder(cfg), ours, command)
             lock = LOCK_NAME if name is None else name(cfg)
             with (
-                exclusive(folder(cfg), command, lock, own + begun),
+                exclusive(folder(cfg), command, lock, ours + begun),
                 record_set_aside(folder(cfg), aside) if aside else contextlib.nullcontext(),
             ):
                 return fn(cfg, *args, **kwargs)

@@ -247,14 +247,21 @@ def _section_references(files: list[Path]) -> list[tuple[str, str, str]]:
 def _section_problems(refs: list[tuple[str, str, str]], docs: Path = ROOT / "docs") -> list[str]:
     """The references whose page has no heading, bold title (``**What a save costs.**``, a
     list item's ``6. **Merge to semantic**``) or paragraph (``Options: ...``) starting with
-    their title, case aside."""
+    their title, case aside. A paragraph's first line only: before, any line of running text
+    did, and a renamed heading's old title passed where a wrapped line began with it."""
     problems = []
     for where, page, title in refs:
         file = ROOT / page if page == "README.md" else docs / page
         if not file.exists():  # DESIGN.md, STYLE.md: outside the repository
             continue
         text = file.read_text()
-        titles = re.findall(r"(?m)^#+ (.+)$", text) + re.findall(r"(?m)^\S.*$", text)
+        lines = text.splitlines()
+        titles = re.findall(r"(?m)^#+ (.+)$", text)
+        titles += [  # a paragraph's first line: after a blank line or a heading
+            line
+            for i, line in enumerate(lines)
+            if line[:1].strip() and (i == 0 or not lines[i - 1].strip() or lines[i - 1][0] == "#")
+        ]
         titles += re.findall(r"(?m)^(?:\d+\.|[-*]) \*\*(.+?)\*\*", text)
         titles = [re.sub(r"[`*]", "", t).strip().lower() for t in titles]
         if not any(t.startswith(title.strip().lower()) for t in titles):
@@ -285,6 +292,20 @@ def test_the_section_check_reads_a_title_over_a_line_break(tmp_path):
     )
     refs = [("w", "p.md", t) for t in ("Output outside a terminal", "title", "Merge", "Logs")]
     assert _section_problems(refs, tmp_path) == ['w: docs/p.md has no section "Logs"']
+
+
+def test_the_section_check_takes_a_paragraphs_first_line_not_a_wrapped_one(tmp_path):
+    """A title found only where running text wraps onto a line beginning with it (a heading
+    renamed, its old words still in a sentence) is no section: before, every line that began
+    without a space counted, and such a stale reference passed."""
+    (tmp_path / "p.md").write_text(
+        "# Top\nOptions: the first paragraph\nNetwork, FUSE and other file systems are\n"
+        "read as any other.\n\nCaches. A second paragraph\n"
+    )
+    refs = [("w", "p.md", t) for t in ("Options", "Caches", "Network, FUSE and other")]
+    assert _section_problems(refs, tmp_path) == [
+        'w: docs/p.md has no section "Network, FUSE and other"'
+    ]
 
 
 def test_the_loop_page_s_python_example_takes_pathlib_paths(tmp_path):

@@ -178,6 +178,33 @@ def test_a_demo_rerun_killed_among_its_stages_is_not_read_as_the_earlier_demo(tm
     assert CliRunner().invoke(app, ["info", str(out)]).exit_code == 0
 
 
+def test_a_demo_rerun_stopped_in_its_synth_stage_can_be_run_again(tmp_path):
+    """A demo run again and stopped (Ctrl-C, a kill) while its synth stage ran: its summary set
+    aside (report/.summary.json.earlier) and data/synth.json turned into synth.partial.json, the
+    folder held neither of the demo's records, and the next ``engine demo`` there was refused
+    as a folder holding other engine outputs (fused/, train/): "needs a folder of its own",
+    the demo not resumable there, and engine info read it as a folder of engine outputs. The
+    set-aside summary marks the folder as the demo's own, and as a demo not finished."""
+    from annotations.fileio import FUSE_RECORD
+    from engine.demo import DemoConfig, run_demo
+
+    out = tmp_path / "demo"
+    left = ("report/.summary.json.earlier", "data/synth.partial.json", f"fused/{FUSE_RECORD}",
+            "train/metrics.jsonl", "label/bicycle/run.json")  # fmt: skip
+    for name in left:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text("{}")
+    # engine info: a demo not finished (exit 1), as in a rerun stopped later; before, a folder
+    # of engine outputs (exit 0 on a real one: its training run shown, finished)
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "200"})
+    assert res.exit_code == 1, res.output
+    assert "not finished (no report/summary.json)" in res.output
+    assert f"engine demo --out {out} (with the same options) resumes it" in res.output
+    with pytest.raises(ValueError, match="given twice"):  # past the folder's checks
+        run_demo(DemoConfig(out=out, classes=("Bicycle", "Bicycle"), **DEMO_SMALL))
+    assert all((out / name).read_text() == "{}" for name in left)
+
+
 def test_demo_with_the_guided_filter_adds_its_row_and_reports(tmp_path):
     out = tmp_path / "demo"
     res = CliRunner().invoke(app, ["demo", "--out", str(out), "--guided-filter", *SMALL])

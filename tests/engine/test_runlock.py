@@ -402,6 +402,36 @@ def test_an_annotated_subset_or_a_pretrain_folder_that_is_a_file_is_the_same_lin
         _assert_refused_as_a_file(out, args)
 
 
+def test_an_output_that_is_a_broken_symbolic_link_is_one_line_naming_where_it_leads(tmp_path):
+    """``--out`` a symbolic link to a folder that is not there (moved, its disk not mounted):
+    check_not_a_file let it pass (``exists()`` follows the link), and the command stopped at its
+    first mkdir with "OUT: File exists", which names neither the link nor where it leads. One
+    line now, from a run folder's command and from annotate import alike; nothing created."""
+    import numpy as np
+
+    from annotations.labelmap import write_label
+    from cli import app
+    from tests.loop_helpers import make_dataset
+
+    out = tmp_path / "out"
+    out.symlink_to(tmp_path / "unmounted" / "runs")
+    data = tmp_path / "data"
+    make_dataset(data, n=1, size=(48, 64))
+    write_label(tmp_path / "masks" / "img000.png", np.zeros((48, 64), np.uint8))
+    for args in (
+        ["synth", "--train", "1", "--val", "0", "--test", "0", "--size", "96x64", "--no-progress"],
+        ["annotate", "import", str(tmp_path / "masks"), "--format", "png", "--class", "Bicycle",
+         "--data", str(data), "--no-progress"],
+    ):  # fmt: skip
+        res = CliRunner().invoke(app, [*args, "--out", str(out)])
+        assert res.exit_code == 2, res.output
+        assert res.output.strip() == (
+            f"error: {out}: output is a symbolic link to {tmp_path / 'unmounted' / 'runs'}, "
+            "which is not there: create that folder or give another --out"
+        ), res.output
+    assert out.is_symlink() and not (tmp_path / "unmounted").exists()
+
+
 @pytest.mark.parametrize("other", sorted(_OTHER_OUTPUTS))
 @pytest.mark.parametrize("command", _RUN_COMMANDS)
 def test_another_engine_output_or_a_dataset_is_refused_as_out(tmp_path, command, other):
@@ -491,7 +521,10 @@ def test_an_out_linked_to_a_datasets_or_an_outputs_split_folder_is_refused(tmp_p
         assert res.exit_code == 2, res.output
         assert " ".join(res.output.split()).startswith(f"error: {out}: {what}"), res.output
     assert sorted(tmp_path.rglob("*")) == files
-    check_output_folder(links / "mine", (), "engine x")  # a link to a new folder of its own
+    # a link to a folder of its own (one not there yet is refused, as no mkdir makes it:
+    # test_an_output_that_is_a_broken_symbolic_link_is_one_line_naming_where_it_leads)
+    (tmp_path / "mine").mkdir()
+    check_output_folder(links / "mine", (), "engine x")
     check_output_folder(links / "t" / "pred", (), "engine x")  # deeper in a split: allowed
 
 
@@ -1498,3 +1531,53 @@ def test_a_record_set_aside_stays_aside_once_a_file_changed_and_goes_once_the_ne
     with record_set_aside(out, "report.json"):
         (out / "report.json").write_text('{"new": 1}')
     assert sorted(p.name for p in out.iterdir()) == ["overlays", "report.json"]
+
+
+def test_a_record_set_aside_stays_aside_when_a_file_was_replaced_within_one_timestamp_tick(
+    tmp_path,
+):
+    """``record_set_aside`` told a changed file by its size and modification time: on a file
+    system whose times are coarse (FAT: 2 s, some NFS: 1 s, ext4's clock tick), a thumbnail
+    replaced by one of the same size in the same tick read as unchanged, and a rerun failing
+    then put the earlier record back over a folder holding the new thumbnail (engine info: a
+    finished gallery, a mix of two runs). The engine's writes replace the file (a new one):
+    that counts as a change whatever its time."""
+    from annotations.fileio import atomic_write_bytes
+    from engine.runlock import record_set_aside
+
+    out = tmp_path / "gallery"
+    (out / "thumbs").mkdir(parents=True)
+    thumb = out / "thumbs" / "a.jpg"
+    thumb.write_bytes(b"jpeg one")
+    (out / "review.json").write_text("{}")
+    was = thumb.stat()
+    with pytest.raises(OSError), record_set_aside(out, "review.json"):
+        atomic_write_bytes(thumb, b"jpeg two")  # the same size
+        os.utime(thumb, ns=(was.st_atime_ns, was.st_mtime_ns))  # the same coarse time
+        raise OSError(28, "No space left on device")
+    assert thumb.read_bytes() == b"jpeg two"
+    assert not (out / "review.json").exists() and (out / ".review.json.earlier").is_file()
+
+
+def test_a_record_set_aside_stopped_while_it_lists_the_folder_leaves_the_record_in_place(
+    tmp_path, monkeypatch
+):
+    """Ctrl-C while ``record_set_aside`` listed a large folder (a gallery's thousands of
+    thumbnails, a slow network share) before the rerun wrote anything: the record was moved
+    aside before the listing, outside the block that puts it back, and engine info said a
+    finished gallery did not finish (exit 1). Nothing changed: the record stays where it was."""
+    import engine.runlock as runlock
+
+    out = tmp_path / "gallery"
+    (out / "thumbs").mkdir(parents=True)
+    (out / "thumbs" / "a.jpg").write_bytes(b"jpeg")
+    (out / "review.json").write_text("{}")
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runlock, "_files", stopped)
+    with pytest.raises(KeyboardInterrupt), runlock.record_set_aside(out, "review.json"):
+        pass
+    assert (out / "review.json").read_text() == "{}"
+    assert not (out / ".review.json.earlier").exists()
