@@ -786,6 +786,15 @@ _EXAMPLES = {
 }
 
 
+# files written for people, never a dataset spec: named, not parsed as YAML
+_TEXT_FOR_PEOPLE = {
+    ".md": "a Markdown",
+    ".markdown": "a Markdown",
+    ".html": "an HTML",
+    ".htm": "an HTML",
+}
+
+
 def _read_spec_file(path: Path) -> DatasetSpec:
     if path.suffix.lower() in IMAGE_EXTS:  # an image or label map: read as YAML, "not UTF-8"
         root, meant = path.parent.parent.parent, ""  # ROOT/images/<split>/x.jpg
@@ -798,6 +807,12 @@ def _read_spec_file(path: Path) -> DatasetSpec:
         raise ValueError(
             f"{path}: a checkpoint (for engine predict and engine train --init), not a dataset's "
             "root or spec"
+        )
+    if path.suffix.lower() in _TEXT_FOR_PEOPLE:  # an engine compare --markdown table, a page:
+        # before, read as YAML ("cannot parse YAML (expected a comment ...)")
+        raise ValueError(
+            f"{path}: {_TEXT_FOR_PEOPLE[path.suffix.lower()]} file, not a dataset's root or "
+            "spec (a YAML or JSON file)"
         )
     read = read_json if path.suffix == ".json" else read_yaml
     try:

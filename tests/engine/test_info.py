@@ -2161,6 +2161,14 @@ def test_a_file_or_folder_that_is_no_dataset_is_named_for_what_it_is(tmp_path: P
         "model.pt: a checkpoint (for engine predict and engine train --init), not a dataset's "
         "root or spec"
     )
+    (tmp_path / "cmp.md").write_text("| source | IoU |\n|---|---|\n| pseudo | 36.94 |\n")
+    assert error(tmp_path / "cmp.md").endswith(  # before: "cannot parse YAML (expected ..."
+        "cmp.md: a Markdown file, not a dataset's root or spec (a YAML or JSON file)"
+    )
+    (tmp_path / "index.html").write_text("<html></html>")
+    assert error(tmp_path / "index.html").endswith(
+        "index.html: an HTML file, not a dataset's root or spec (a YAML or JSON file)"
+    )
     masks = tmp_path / "subset" / "masks"
     assert error(masks).endswith(
         f"; {masks} is a folder inside {tmp_path / 'subset'}, an annotated subset (engine annotate "
