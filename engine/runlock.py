@@ -465,18 +465,30 @@ def temporaries(folder: str | os.PathLike) -> list[Path]:
     :func:`wrote_nothing`: an output that is also a git or DVC repository (a synth dataset
     under version control) had its ``.git``, ``.dvc`` and ``.venv`` walked, slow on a big
     ``.git``, and a file there named like a temporary file (another tool's) removed."""
-    from annotations.fileio import is_staging, is_temporary
+    from annotations.fileio import is_temporary
 
     found = []
+    for here, files in _walk(folder, others_outputs=False):
+        found += [Path(here, f) for f in files if is_temporary(f)]
+    return sorted(found)
+
+
+def _walk(folder: str | os.PathLike, others_outputs: bool = True) -> Iterator[tuple[str, list]]:
+    """``(folder, file names)`` of ``folder`` and its subfolders, as :func:`os.walk`, but not
+    into hidden subfolders other than the engine's own staging folders
+    (:func:`annotations.fileio.is_staging`: a user's ``.git``, ``.dvc``, ``.venv``), nor, with
+    ``others_outputs`` False, into subfolders with lock files of their own (another run's
+    output, a demo's stage): the walk of :func:`temporaries` and :func:`record_set_aside`."""
+    from annotations.fileio import is_staging
+
     for here, dirs, files in os.walk(folder):
         dirs[:] = [
             d
             for d in dirs
             if (not d.startswith(".") or is_staging(d))
-            and not any(Path(here, d).glob(f"{LOCK_NAME}*"))
+            and (others_outputs or not any(Path(here, d).glob(f"{LOCK_NAME}*")))
         ]
-        found += [Path(here, f) for f in files if is_temporary(f)]
-    return sorted(found)
+        yield here, files
 
 
 def others_writing(folder: str | os.PathLike, own: str = LOCK_NAME) -> bool:
@@ -678,11 +690,10 @@ def _files(folder: Path, skip: tuple[str, ...]) -> dict[str, tuple[int, int, int
     record and its set-aside name, relative paths); not in hidden folders (:func:`temporaries`'
     rule). The inode tells a file an atomic write replaced within one tick of a coarse clock
     (FAT: 2 s), the same size: before, read as unchanged, and the earlier record put back."""
-    from annotations.fileio import is_staging, is_temporary
+    from annotations.fileio import is_temporary
 
     found = {}
-    for here, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".") or is_staging(d)]
+    for here, files in _walk(folder):
         for name in files:
             full = os.path.join(here, name)
             rel = os.path.relpath(full, folder)
