@@ -290,9 +290,9 @@ def predict_scores(
     h2, w2 = -(-h // 2), -(-w // 2)
     acc = torch.zeros(b, k, h2, w2, device=device)
     count = torch.zeros(1, 1, h2, w2, device=device)
-    for y0 in _starts(h, tile, tile - overlap):
-        for x0 in _starts(w, tile, tile - overlap):
-            crop = images[..., y0 : y0 + tile, x0 : x0 + tile]
+    for y0, y1 in _spans(h, tile, tile - overlap):
+        for x0, x1 in _spans(w, tile, tile - overlap):
+            crop = images[..., y0:y1, x0:x1]
             s = run(crop)
             ys, xs = slice(y0 // 2, y0 // 2 + s.shape[-2]), slice(x0 // 2, x0 // 2 + s.shape[-1])
             acc[..., ys, xs] += s
@@ -300,15 +300,25 @@ def predict_scores(
     return acc.div_(count)
 
 
-def _starts(length: int, tile: int, stride: int) -> list[int]:
-    """Even tile origins covering ``[0, length)``; the last tile ends at the end (one row short
-    when ``length - tile`` is odd: rounding that origin down would leave the last row out)."""
+def _spans(length: int, tile: int, stride: int) -> list[tuple[int, int]]:
+    """The ``[start, stop)`` rows (or columns) of the tiles covering ``[0, length)``: even
+    starts (the H/2 mask grid of a tile is the image's), ``tile`` long, the last one ending at
+    the end. Where ``length - tile`` is odd, the last tile starts one row later and is one row
+    short; a 32 px tile, the model's smallest side (:data:`MIN_SIDE`), starts one row earlier
+    and is one row long instead (before, the library's 32 px tile failed there: "images must be
+    at least 32x32, got 32x31"). Rounding the start down without lengthening the tile would
+    leave the last row out."""
     if length <= tile:
-        return [0]
-    starts = list(range(0, length - tile, stride))
+        return [(0, length)]
+    stops = {start: start + tile for start in range(0, length - tile, stride)}
     last = length - tile
-    starts.append(last + last % 2)
-    return sorted(set(starts))
+    if last % 2 == 0:
+        stops[last] = length
+    elif tile - 1 >= MIN_SIDE:
+        stops[last + 1] = length
+    else:  # over a tile that started there already (a stride of 2)
+        stops[last - 1] = length
+    return sorted(stops.items())
 
 
 def autocast_dtype(amp: bool, device_type: str, mode: str) -> str | None:

@@ -1445,14 +1445,29 @@ def test_own_or_smallest_size_keeps_a_large_enough_image_and_scales_a_thin_one()
     assert own_or_smallest_size(40, 32) == (40, 32)  # 32 is enough: kept
 
 
-def test_sliding_window_starts_are_even_and_reach_the_end() -> None:
-    from trainer.inference import _starts
+def test_sliding_window_spans_start_even_and_reach_the_end() -> None:
+    from trainer.inference import _spans
 
-    assert _starts(32, 32, 24) == [0]  # one tile holds it
-    assert _starts(70, 32, 24) == [0, 24, 38]  # the last tile ends at row 70
-    # 71 - 32 = 39 is odd: the last origin rounds up to 40 (rows 40..70, one short)
-    assert _starts(71, 32, 24) == [0, 24, 40]
-    assert _starts(80, 32, 24) == [0, 24, 48]
+    assert _spans(32, 32, 24) == [(0, 32)]  # one tile holds it
+    assert _spans(70, 32, 24) == [(0, 32), (24, 56), (38, 70)]  # the last tile ends at row 70
+    assert _spans(80, 32, 24) == [(0, 32), (24, 56), (48, 80)]
+    # 71 - 34 = 37 is odd: the last tile starts at 38 (rows 38..70, one short: 33 rows)
+    assert _spans(71, 34, 24) == [(0, 34), (24, 58), (38, 71)]
+    # a 32-row tile one short would be under the model's 32 px: it starts at 38 and is 33 long
+    assert _spans(71, 32, 24) == [(0, 32), (24, 56), (38, 71)]
+    # with a stride of 2 that start is a tile's already: that tile is the lengthened one
+    assert _spans(35, 32, 2)[-1] == (2, 35) and len(_spans(35, 32, 2)) == 2
+
+
+def test_the_smallest_tile_runs_the_real_model_on_odd_remainders(tiny) -> None:  # noqa: ANN001
+    """A 32 px tile over 33 x 71 pixels: the last row's and column's tiles are 33 px, not 31
+    (under the model's smallest side); the rows and columns covered once equal a lone tile's."""
+    tiny.eval()
+    x = torch.rand(1, 3, 33, 71, generator=torch.Generator().manual_seed(7)) * 255
+    tiled = predict_scores(tiny, x, sliding_window=True, tile=32, overlap=0)
+    assert tiled.shape[-2:] == (17, 36)
+    corner = predict_scores(tiny, x[..., 0:33, 38:71])  # the last column's tile, 33 x 33
+    assert torch.allclose(tiled[..., :, 32:], corner[..., :, 13:], atol=1e-6)
 
 
 class _Pointwise(torch.nn.Module):
