@@ -661,7 +661,7 @@ def _tile(t: np.ndarray, caption: str) -> np.ndarray:
     if caption:
         bw, bh = _caption_size(caption)
         th = bh - 12
-        cv2.rectangle(t, (0, 0), (bw, bh), (0, 0, 0), thickness=-1)
+        t[:bh, :bw] = 0  # the box's bw x bh pixels (cv2.rectangle draws its corner inclusive)
         cv2.putText(
             t, caption, (5, th + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA
         )

@@ -851,8 +851,8 @@ def test_a_caption_is_written_inside_its_black_box_in_the_thumbnail_s_corner():
         thumb = np.full((3 * bh, bw + 20, 3), 128, np.uint8)
         drawn = _tile(thumb, caption)
         assert (thumb == 128).all() and drawn.shape == thumb.shape
-        assert (drawn[bh + 1 :] == 128).all() and (drawn[:, bw + 1 :] == 128).all(), caption
-        box = drawn[: bh + 1, : bw + 1]
+        assert (drawn[bh:] == 128).all() and (drawn[:, bw:] == 128).all(), caption
+        box = drawn[:bh, :bw]  # bw x bh pixels, as _caption_size says (before, one more each way)
         for edge in (box[0], box[-1], box[:, 0], box[:, -1]):
             assert not edge.any(), caption  # black: (0, 0, 0)
         rows, cols = np.nonzero(box.max(axis=-1) > 128)  # the white text
@@ -879,9 +879,9 @@ def test_captions_go_in_a_band_only_where_a_thumbnail_cannot_hold_them(tmp_path)
         band = _grid([[(thumb, "annotation"), (thumb, "pseudo labels")]])  # one photo's
         h, w = thumb.shape[:2]
         assert band.shape == (bh + h, max(bw, w) + 4 + max(other[0], w) + 4, 3)
-        # the thumbnail below the band (its first row under the box's last, drawn inclusive)
-        assert (band[bh + 1 : bh + h, :w] == 100).all()
-        assert (band[bh + 1 :, w:bw] == 255).all() and (band[:bh, bw + 1 : bw + 4] == 255).all()
+        # the thumbnail below the band, its first row too (before, the box covered it)
+        assert (band[bh : bh + h, :w] == 100).all()
+        assert (band[bh:, w:bw] == 255).all() and (band[:bh, bw : bw + 4] == 255).all()
         assert not band[0, :bw].any()  # its caption's box in the band
     two_rows = _grid([[(fits, "annotation")], [(fits, "")]])
     assert two_rows.shape == (2 * 3 * bh + 4, bw + 4, 3)
