@@ -45,13 +45,14 @@ from annotations.polygons import (
     COCO,
     LABELME,
     LabelmeCanvas,
+    check_near,
     coco_polygons_rle,
+    cvat_turned_box,
     flat_to_points,
     mask_to_polygons,
     outline,
     points_to_flat,
     polygons_to_mask,
-    turned,
 )
 from annotations.rle import RunWindow, checked_rle, crop_to_rle
 from annotations.taxonomy import IGNORE_NAMES, class_key
@@ -666,7 +667,7 @@ def _box_region(
     class it is no mask, and an error says so rather than import an object as nothing.
     CVAT's COCO export keeps a rotated box's turn in ``attributes.rotation`` (degrees,
     clockwise about its centre, beside the unturned ``bbox``), and its COCO import turns it
-    back: so is it read here."""
+    back: so is it read here, rounded as CVAT holds the turned box (:func:`cvat_turned_box`)."""
     h, w = hw
     valid = isinstance(box, list) and len(box) == 4
     if is_class:
@@ -689,8 +690,9 @@ def _box_region(
         degrees = math.nan
     if not math.isfinite(degrees):
         raise ValueError(f"{where}: attributes.rotation {attributes['rotation']!r} is not a number")
-    if degrees % 360:
-        corners = turned(corners, degrees, np.array([x + bw / 2, y + bh / 2]))
+    if degrees % 360:  # as CVAT's import holds the box (Datumaro's Bbox, 2 decimals) and turns it
+        check_near(corners, h, w, where)  # before rounding makes 1e307 inf
+        corners = cvat_turned_box(*np.around([x, y, x + bw, y + bh], 2), degrees)
     return coco_polygons_rle([corners], h, w, where)
 
 
