@@ -9,7 +9,9 @@ and LabelMe open; import turns corrected files back into per-image binary masks.
 * LabelMe (and X-AnyLabeling, which writes the same files): one JSON per image, ``shapes`` of
   type ``polygon`` (export), and ``polygon``, ``rotation``, ``oriented_rectangle``,
   ``quadrilateral``, ``rectangle`` (two corners, or X-AnyLabeling's four), ``circle`` or
-  ``mask`` on import, drawn as labelme and X-AnyLabeling draw them (pixel centres).
+  ``mask`` on import, drawn as labelme and X-AnyLabeling draw them (pixel centres); ``line``,
+  ``linestrip`` and ``point`` have no area (an error for the class, passed over for the
+  unannotated label, as CVAT's polylines and points).
 
 Import maps the class's category/label (case-insensitive) to 1 and the categories named in
 :data:`IGNORE_NAMES` to 255 ("unannotated", drawn by the annotator around regions they could
@@ -794,6 +796,11 @@ def labelme_size(data: dict, path: str | os.PathLike) -> tuple[int, int] | None:
     return image_hw(data, "imageWidth", "imageHeight", f"{path}: LabelMe file's ")
 
 
+# labelme's and X-AnyLabeling's shapes that outline no area; labelme's own shape_to_mask paints a
+# line 10 px wide and a point as a disc of radius 5, its defaults, not what the annotator drew
+LABELME_NO_AREA = ("line", "linestrip", "point")
+
+
 def labelme_to_mask(
     path: str | os.PathLike,
     class_name: str,
@@ -841,6 +848,13 @@ def labelme_to_mask(
             others[label] = others.get(label, 0) + 1
             continue
         spelled = label if spelled is None and role == 1 else spelled
+        if shape.get("shape_type") in LABELME_NO_AREA:  # as CVAT's polylines and points
+            if role == 1:
+                raise ValueError(
+                    f"{path}: shape {k} ({label}): a {shape['shape_type']} has no area: draw the "
+                    "object as a polygon or mask"
+                )
+            continue  # an unannotated mark without area: no pixel
         _draw_labelme_shape(shape, canvases[role], f"{path}: shape {k}")
     out = canvases[1].mask().astype(np.uint8)
     out[canvases[255].mask()] = 255  # unannotated wins over the class

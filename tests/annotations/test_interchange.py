@@ -404,3 +404,32 @@ def test_a_turned_coco_box_is_rounded_as_cvat_holds_its_polygon():
     cvat = coco_mask.decode(coco_mask.frPyObjects([np.around(flat, 2).tolist()], 12, 16))[:, :, 0]
     assert np.array_equal(found.mask == 255, cvat == 1)
     assert found.mask[1, 2] == 0 and found.mask[2, 3] == 255
+
+
+@pytest.mark.parametrize(
+    "kind, points",
+    [("line", [[1, 1], [6, 4]]), ("linestrip", [[1, 1], [6, 4], [2, 5]]), ("point", [[3, 2]])],
+)
+def test_a_labelme_shape_without_area_is_refused_for_the_class_and_passed_over_for_unannotated(
+    kind, points
+):
+    """labelme's lines, line strips and points (X-AnyLabeling's too) outline no area: for the
+    class an error naming the file and the shape, for `unannotated` nothing, the file's other
+    shapes read, as CVAT's polylines and points are. labelme's own ``shape_to_mask`` paints
+    them 10 px wide or as a disc of radius 5, its defaults, not what the annotator drew. Before,
+    each was "unsupported shape_type", and so stopped the import even as an unannotated mark."""
+    sizes = {"img000": (6, 8)}
+    shape = {"label": "Bicycle", "points": points, "shape_type": kind}
+    with pytest.raises(ValueError) as e:
+        labelme_to_mask("img000.json", "Bicycle", sizes, doc=_labelme(shape))
+    assert str(e.value) == (
+        f"img000.json: shape 0 (Bicycle): a {kind} has no area: draw the object as a polygon or "
+        "mask"
+    )
+    square = {"label": "Bicycle", "points": [[4, 1], [6, 3]], "shape_type": "rectangle"}
+    found = labelme_to_mask(
+        "img000.json", "Bicycle", sizes, doc=_labelme({**shape, "label": "unannotated"}, square)
+    )
+    expected = np.zeros((6, 8), np.uint8)
+    expected[1:4, 4:7] = 1
+    assert np.array_equal(found.mask, expected)
