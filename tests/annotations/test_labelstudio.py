@@ -385,6 +385,39 @@ def test_rotated_rectangles_and_ellipses_of_unannotated(tmp_path):
     assert math.isclose(ys.mean(), 5.5, abs_tol=0.5) and math.isclose(xs.mean(), 7.5, abs_tol=0.5)
 
 
+def test_a_keypoint_of_unannotated_is_passed_over_and_of_the_class_refused(tmp_path):
+    """A keypoint (``KeyPointLabels``) marks a point, no area: of `unannotated` it is passed
+    over and the task's other regions read, as CVAT's points and polylines are; before, the
+    import stopped, saying "a keypoint of 'Bicycle' is no mask" of a point not labelled
+    Bicycle. Of the class it is still refused, naming the task and the region."""
+    square = _region("polygon", points=_square_percent(8, 2, 12, 6))
+    point = _region("keypoint", "unannotated", x=25, y=50, width=0.5)
+    found = _read(tmp_path, [_task("img000", point, square)])
+    want = np.zeros((H, W), np.uint8)
+    want[2:6, 8:12] = 1
+    assert np.array_equal(found["img000"].mask, want)
+    with pytest.raises(ValueError) as e:
+        _read(tmp_path, [_task("img000", _region("keypoint", x=25, y=50, width=0.5), square)])
+    assert str(e.value).startswith(
+        f"{tmp_path / 'project.json'}: task 1: annotation 7: keypoint region keypoint-Bicycle: "
+        "a keypoint of 'Bicycle' is no mask"
+    )
+
+
+@pytest.mark.parametrize("kind", ["vector", "labels"])
+def test_a_region_of_unannotated_of_a_shape_not_read_names_its_own_label(tmp_path, kind):
+    """A region of a kind the import does not read (a newer tag's ``vectorlabels``, or a
+    ``<Labels>`` region whose fields tell no shape), labelled `unannotated`, was refused as "a
+    ... of 'Bicycle' is no mask": the class, not its label."""
+    region = _region(kind, "unannotated", vertices=[{"x": 1, "y": 2}])
+    if kind == "labels":
+        region["type"] = "labels"
+        region["value"] = {"labels": ["unannotated"], "vertices": [{"x": 1, "y": 2}]}
+    with pytest.raises(ValueError) as e:
+        _read(tmp_path, [_task("img000", region)])
+    assert f"a {kind} of 'unannotated' is no mask" in str(e.value)
+
+
 def test_a_rectangle_s_percent_are_of_the_image_s_width_and_height(tmp_path):
     """x and width are percent of the width, y and height of the height: on a 160x120 image, a
     rectangle at (25%, 25%) of 50% x 25% covers columns 40 to 119 and rows 30 to 59, inside
