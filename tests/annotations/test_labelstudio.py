@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from pycocotools import mask as coco_mask
 
 from annotations.instances import InstanceWindows, MaskWindow
 from annotations.interchange import image_path
@@ -416,6 +417,25 @@ def test_a_region_of_unannotated_of_a_shape_not_read_names_its_own_label(tmp_pat
     with pytest.raises(ValueError) as e:
         _read(tmp_path, [_task("img000", region)])
     assert f"a {kind} of 'unannotated' is no mask" in str(e.value)
+
+
+def test_a_rotated_rectangle_has_the_corners_of_the_converter_s_obb_export(tmp_path):
+    """label-studio-sdk's YOLO OBB export (``convert_annotation_to_yolo_obb``) turns a rectangle
+    in pixels about its top-left corner, clockwise on screen: (x, y), (x + w cos, y + w sin),
+    (x + w cos - h sin, y + w sin + h cos), (x - h sin, y + h cos). The import fills those
+    corners as a COCO polygon, at 30 degrees as at 90 (a pivot at the centre, or the other
+    direction, moves pixels here: the corner pixels asserted are in only this way)."""
+    region = _region("rectangle", "unannotated", x=25, y=25, width=50, height=25, rotation=30)
+    found = _read(tmp_path, [_task("img000", region)])
+    x, y, w, h = 25 / 100 * W, 25 / 100 * H, 50 / 100 * W, 25 / 100 * H
+    cos, sin = math.cos(math.radians(30)), math.sin(math.radians(30))
+    corners = [(x, y), (x + w * cos, y + w * sin), (x + w * cos - h * sin, y + w * sin + h * cos),
+               (x - h * sin, y + h * cos)]  # fmt: skip
+    flat = [float(v) for p in corners for v in p]
+    obb = coco_mask.decode(coco_mask.frPyObjects([flat], H, W))[:, :, 0]
+    assert np.array_equal(found["img000"].mask == 255, obb == 1)
+    # turned about the centre, or by -30: (2, 4) in, (8, 8) out
+    assert obb[3, 4] and obb[8, 8] and not obb[2, 4]
 
 
 def test_a_rectangle_s_percent_are_of_the_image_s_width_and_height(tmp_path):
