@@ -10,7 +10,7 @@ and LabelMe open; import turns corrected files back into per-image binary masks.
   type ``polygon`` (export), and ``polygon``, ``rotation``, ``oriented_rectangle``,
   ``quadrilateral``, ``rectangle`` (two corners, or X-AnyLabeling's four), ``circle`` or
   ``mask`` on import, drawn as labelme and X-AnyLabeling draw them (pixel centres); ``line``,
-  ``linestrip`` and ``point`` have no area (an error for the class, passed over for the
+  ``linestrip``, ``point`` and ``points`` have no area (an error for the class, passed over for the
   unannotated label, as CVAT's polylines and points).
 
 Import maps the class's category/label (case-insensitive) to 1 and the categories named in
@@ -796,9 +796,10 @@ def labelme_size(data: dict, path: str | os.PathLike) -> tuple[int, int] | None:
     return image_hw(data, "imageWidth", "imageHeight", f"{path}: LabelMe file's ")
 
 
-# labelme's and X-AnyLabeling's shapes that outline no area; labelme's own shape_to_mask paints a
-# line 10 px wide and a point as a disc of radius 5, its defaults, not what the annotator drew
-LABELME_NO_AREA = ("line", "linestrip", "point")
+# labelme's and X-AnyLabeling's shapes that outline no area (labelme's canvas fills none of them);
+# labelme's own shape_to_mask paints a line 10 px wide and a point as a disc of radius 5, its
+# defaults, not what the annotator drew, and a set of "points" as a polygon
+LABELME_NO_AREA = ("line", "linestrip", "point", "points")
 
 
 def labelme_to_mask(
