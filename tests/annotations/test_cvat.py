@@ -383,6 +383,8 @@ def test_an_ellipse_is_the_pixels_cvat_s_own_exports_make_of_it(tmp_path):
         ("3.10", "5.00", "3.50", "2.50", "0.00"),  # rx 6.60 - 3.10 = 3.4999999999999996 -> 3
         ("14.25", "1.00", "4.00", "3.00", "145.50"),  # over the image's edge: clipped
         ("6.00", "6.00", "0.00", "0.00", "0.00"),  # no radius: the centre pixel
+        ("8.00", "6.00", "20.00", "15.00", "10.00"),  # over every edge: every pixel
+        ("-10.00", "5.00", "3.00", "2.00", "0.00"),  # wholly left of the image: no pixel
     ],
 )
 def test_an_ellipse_is_rounded_and_turned_as_cvat_rounds_and_turns_it(
