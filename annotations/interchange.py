@@ -796,9 +796,10 @@ def labelme_size(data: dict, path: str | os.PathLike) -> tuple[int, int] | None:
     return image_hw(data, "imageWidth", "imageHeight", f"{path}: LabelMe file's ")
 
 
-# labelme's and X-AnyLabeling's shapes that outline no area (labelme's canvas fills none of them);
-# labelme's own shape_to_mask paints a line 10 px wide and a point as a disc of radius 5, its
-# defaults, not what the annotator drew, and a set of "points" as a polygon
+# labelme's and X-AnyLabeling's shapes that mark no area (labelme's canvas fills no line, line
+# strip or set of points, and shows a point as a dot of its display size); labelme's own
+# shape_to_mask paints a line 10 px wide and a point as a disc of radius 5, its defaults, not
+# what the annotator drew, and a set of "points" as a polygon
 LABELME_NO_AREA = ("line", "linestrip", "point", "points")
 
 

@@ -418,9 +418,9 @@ def test_a_turned_coco_box_is_rounded_as_cvat_holds_its_polygon():
 def test_a_labelme_shape_without_area_is_refused_for_the_class_and_passed_over_for_unannotated(
     kind, points
 ):
-    """labelme's lines, line strips, points and sets of points (X-AnyLabeling's too) outline no
-    area (labelme's canvas fills none of them): for the class an error naming the file and the
-    shape, for `unannotated` nothing, the file's other shapes read, as CVAT's polylines and
+    """labelme's lines, line strips, points and sets of points (X-AnyLabeling's too) mark no
+    area (its canvas fills no line, line strip or set of points): for the class an error naming
+    the file and the shape, for `unannotated` nothing, the file's other shapes read, as CVAT's polylines and
     points are. labelme's own ``shape_to_mask`` paints them 10 px wide or as a disc of radius
     5 (a set of points as a polygon), its defaults, not what the annotator drew. Before, each
     was "unsupported shape_type", and so stopped the import even as an unannotated mark."""
