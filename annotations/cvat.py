@@ -21,8 +21,10 @@ segmentation masks (read in ``cvat/apps/dataset_manager``):
 * polylines, points, cuboids and skeletons have no area: for the class an error naming them,
   for the unannotated label passed over.
 
-Boxes and ellipses are read for the unannotated regions only, as COCO boxes are: drawn for the
-class, they are an error naming them (an object is drawn as a polygon or a mask).
+Boxes are read for the unannotated regions only, as COCO boxes are: drawn for the class, they
+are an error naming them (an object is drawn as a polygon or a mask; CVAT's COCO export writes
+a box as a bbox, no mask). An ellipse is read for either, as CVAT's COCO export writes it: a
+mask of its label.
 """
 
 from __future__ import annotations
@@ -192,14 +194,14 @@ def _shape_rle(shape: ET.Element, h: int, w: int, role: int, here: str) -> dict 
         return coco_polygons_rle(outline([as_datumaro_holds(points)], here), h, w, here)
     if shape.tag == "mask":
         return _mask_rle(shape, h, w, here)
-    if shape.tag in ("box", "ellipse"):
-        if role == 1:
+    if shape.tag == "ellipse":  # a mask of any label in CVAT's own COCO and mask exports
+        return _ellipse_rle(shape, h, w, here)
+    if shape.tag == "box":
+        if role == 1:  # CVAT's COCO export writes it as a bbox, no mask
             raise ValueError(
-                f"{here}: a {shape.tag} is no object's outline: draw the object as a polygon or "
-                "mask (boxes and ellipses are read for unannotated regions only)"
+                f"{here}: a box is no object's outline: draw the object as a polygon or mask "
+                "(boxes are read for unannotated regions only)"
             )
-        if shape.tag == "ellipse":
-            return _ellipse_rle(shape, h, w, here)
         return coco_polygons_rle([_box_outline(shape, here)], h, w, here)
     raise ValueError(
         f"{here}: unknown shape <{shape.tag}>, not one that CVAT for images 1.1 writes (polygon, "

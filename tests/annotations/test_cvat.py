@@ -352,9 +352,9 @@ def _cvat_ellipse_mask(cx: str, cy: str, rx: str, ry: str, rotation: str, hw=(H,
     return mat > 0
 
 
-def _ellipse(cx: str, cy: str, rx: str, ry: str, rotation: str = "0.00") -> str:
+def _ellipse(cx: str, cy: str, rx: str, ry: str, rotation="0.00", label="unannotated") -> str:
     return (
-        f'<ellipse label="unannotated" source="manual" occluded="0" cx="{cx}" cy="{cy}" '
+        f'<ellipse label="{label}" source="manual" occluded="0" cx="{cx}" cy="{cy}" '
         f'rx="{rx}" ry="{ry}" rotation="{rotation}" z_order="0"></ellipse>'
     )
 
@@ -394,6 +394,22 @@ def test_an_ellipse_is_rounded_and_turned_as_cvat_rounds_and_turns_it(
     hold of the ellipse's corner), and ``rotation`` is OpenCV's angle, clockwise on screen."""
     found = _read(tmp_path, _xml(_image("img000.jpg", _ellipse(cx, cy, rx, ry, rotation))))
     assert np.array_equal(found["img000"].mask == 255, _cvat_ellipse_mask(cx, cy, rx, ry, rotation))
+
+
+def test_an_ellipse_of_the_class_is_read_as_cvat_s_coco_export_writes_it(tmp_path):
+    """CVAT's COCO export writes an ellipse of any label as a mask of that label (its
+    ``bindings.py`` turns every ellipse into an ``RleMask``), and its mask export paints it: so a
+    wheel drawn as an ellipse of the class is the class's pixels, and the unannotated ellipse
+    over it wins, as for polygons. Before, it was refused ("an ellipse is no object's outline"),
+    where the same task exported as COCO imported it. A box of the class is still refused: CVAT's
+    COCO export writes it as a bbox, no mask."""
+    wheel = _ellipse("7.00", "5.00", "5.00", "2.00", label="Bicycle")
+    hub = _ellipse("7.00", "5.00", "1.00", "1.00")
+    found = _read(tmp_path, _xml(_image("img000.jpg", wheel, hub)))
+    want = np.where(_cvat_ellipse_mask("7.00", "5.00", "5.00", "2.00", "0"), 1, 0)
+    want[_cvat_ellipse_mask("7.00", "5.00", "1.00", "1.00", "0")] = 255
+    assert np.array_equal(found["img000"].mask, want.astype(np.uint8))
+    assert found["img000"].mask[5, 2] == 1 and found["img000"].mask[5, 7] == 255
 
 
 def test_a_rotated_box_is_the_polygon_cvat_s_mask_export_fills(tmp_path):
