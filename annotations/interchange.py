@@ -10,8 +10,8 @@ and LabelMe open; import turns corrected files back into per-image binary masks.
   type ``polygon`` (export), and ``polygon``, ``rotation``, ``oriented_rectangle``,
   ``quadrilateral``, ``rectangle`` (two corners, or X-AnyLabeling's four), ``circle`` or
   ``mask`` on import, drawn as labelme and X-AnyLabeling draw them (pixel centres); ``line``,
-  ``linestrip``, ``point`` and ``points`` have no area (an error for the class, passed over for the
-  unannotated label, as CVAT's polylines and points).
+  ``linestrip``, ``point`` and ``points`` have no area (an error for the class, passed over
+  for the unannotated label, as CVAT's polylines and points).
 
 Import maps the class's category/label (case-insensitive) to 1 and the categories named in
 :data:`IGNORE_NAMES` to 255 ("unannotated", drawn by the annotator around regions they could
