@@ -13,10 +13,18 @@ segmentation masks (read in ``cvat/apps/dataset_manager``):
   masks) holds them in: float32, rounded to 2 decimals;
 * a mask is a run-length list over its box, row-major, starting with a run of 0, its box
   ``width`` x ``height`` pixels from ``left``, ``top`` (CVAT's ``CVATRleToCOCORle``);
-* a box's and an ellipse's ``rotation`` turns them clockwise, in degrees, about their centre.
+* a box's and an ellipse's ``rotation`` turns them clockwise, in degrees, about their centre;
+  a turned box is the polygon CVAT's mask export fills (its corners rounded to 2 decimals, as
+  Datumaro holds a polygon), an ellipse the pixels OpenCV's ``cv2.ellipse`` fills about its
+  centre and radii rounded to whole pixels (CVAT's ``EllipsesToMasks``, which its COCO and mask
+  exports both apply);
+* polylines, points, cuboids and skeletons have no area: for the class an error naming them,
+  for the unannotated label passed over.
 
-Boxes and ellipses are read for the unannotated regions only, as COCO boxes are: drawn for the
-class, they are an error naming them (an object is drawn as a polygon or a mask).
+Boxes are read for the unannotated regions only, as COCO boxes are: drawn for the class, they
+are an error naming them (an object is drawn as a polygon or a mask; CVAT's COCO export writes
+a box as a bbox, no mask). An ellipse is read for either, as CVAT's COCO export writes it: a
+mask of its label.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from pycocotools import mask as coco_mask
 
@@ -44,10 +53,11 @@ from annotations.numbers import image_hw
 from annotations.polygons import (
     check_near,
     coco_polygons_rle,
+    cvat_turned_box,
     ellipse_outline,
     outline,
-    turned,
 )
+from annotations.rle import crop_to_rle
 
 CVAT_XML = "annotations.xml"  # the file in CVAT's "CVAT for images 1.1" download
 _NO_AREA = ("polyline", "points", "cuboid", "skeleton")
@@ -184,13 +194,15 @@ def _shape_rle(shape: ET.Element, h: int, w: int, role: int, here: str) -> dict 
         return coco_polygons_rle(outline([as_datumaro_holds(points)], here), h, w, here)
     if shape.tag == "mask":
         return _mask_rle(shape, h, w, here)
-    if shape.tag in ("box", "ellipse"):
-        if role == 1:
+    if shape.tag == "ellipse":  # a mask of any label in CVAT's own COCO and mask exports
+        return _ellipse_rle(shape, h, w, here)
+    if shape.tag == "box":
+        if role == 1:  # CVAT's COCO export writes it as a bbox, no mask
             raise ValueError(
-                f"{here}: a {shape.tag} is no object's outline: draw the object as a polygon or "
-                "mask (boxes and ellipses are read for unannotated regions only)"
+                f"{here}: a box is no object's outline: draw the object as a polygon or mask "
+                "(boxes are read for unannotated regions only)"
             )
-        return coco_polygons_rle([_region_outline(shape, here)], h, w, here)
+        return coco_polygons_rle([_box_outline(shape, here)], h, w, here)
     raise ValueError(
         f"{here}: unknown shape <{shape.tag}>, not one that CVAT for images 1.1 writes (polygon, "
         "mask, box, ellipse, polyline, points, cuboid, skeleton, tag)"
@@ -236,15 +248,46 @@ def as_datumaro_holds(points: np.ndarray) -> np.ndarray:
     return np.asarray(points, np.float32).round(2).astype(np.float64)
 
 
-def _region_outline(shape: ET.Element, here: str) -> np.ndarray:
-    """A box's corners or an ellipse's outline, turned by ``rotation`` degrees clockwise about
-    the centre."""
-    degrees = _number(shape, "rotation", here) if "rotation" in shape.attrib else 0.0
-    if shape.tag == "ellipse":
-        cx, cy, rx, ry = (_number(shape, k, here) for k in ("cx", "cy", "rx", "ry"))
-        return ellipse_outline(cx, cy, rx, ry, degrees)
+def _rotation(shape: ET.Element, here: str) -> float:
+    return _number(shape, "rotation", here) if "rotation" in shape.attrib else 0.0
+
+
+def _box_outline(shape: ET.Element, here: str) -> np.ndarray:
+    """A box's corners; turned by ``rotation`` (degrees clockwise about its centre) as CVAT
+    turns it into the polygon its mask export fills, rounded as Datumaro holds that polygon."""
     x0, y0, x1, y1 = as_datumaro_holds(
         np.array([_number(shape, k, here) for k in ("xtl", "ytl", "xbr", "ybr")])
     )
-    corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
-    return turned(corners, degrees, np.array([(x0 + x1) / 2, (y0 + y1) / 2]))
+    degrees = _rotation(shape, here)
+    if degrees:  # CVAT turns a box whose rotation is not 0 (RotatedBoxesToPolygons)
+        return cvat_turned_box(x0, y0, x1, y1, degrees)
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+
+
+def _ellipse_rle(shape: ET.Element, h: int, w: int, here: str) -> dict:
+    """An ellipse's pixels as CVAT's COCO and mask exports make them (``EllipsesToMasks`` in
+    ``formats/transformations.py``, which ``bindings.py`` applies to every ellipse): OpenCV's
+    filled ``cv2.ellipse`` about the centre rounded to a pixel (the pixel's centre), with the
+    radii rounded, turned by ``rotation`` (OpenCV's angle: clockwise on screen). CVAT holds an
+    ellipse as its centre and the corner (cx + rx, cy - ry) written to 2 decimals
+    (``load_anno`` in ``formats/cvat.py``) and takes the radii back as differences: rx 3.50 at
+    cx 3.10 is 6.60 - 3.10 = 3.4999999999999996, rounded to 3. Rounding is Python's ``round``
+    (halves to even), as CVAT's."""
+    cx, cy, rx, ry = (_number(shape, k, here) for k in ("cx", "cy", "rx", "ry"))
+    degrees = _rotation(shape, here)
+    if rx < 0 or ry < 0:  # OpenCV's own assertion, else
+        raise ValueError(f"{here}: a radius is negative (rx={rx:g}, ry={ry:g})")
+    check_near(ellipse_outline(cx, cy, rx, ry, degrees), h, w, here)  # before round() and OpenCV
+    right, top = float(f"{cx + rx:.2f}"), float(f"{cy - ry:.2f}")
+    (x, y), axes = (round(cx), round(cy)), (round(right - cx), round(cy - top))
+    # drawn in the window that holds it, moved by whole pixels (the same pixels: a 4032x3024
+    # canvas and its encoding cost 67 ms an ellipse); degrees % 360: the same angle to OpenCV
+    # (it rounds it to whole degrees, halves to even, and 360 is even), and no loop of whole
+    # turns for a damaged 1e300
+    reach = max(axes) + 1
+    x0, y0 = min(max(x - reach, 0), w), min(max(y - reach, 0), h)
+    x1, y1 = max(min(x + reach + 1, w), x0), max(min(y + reach + 1, h), y0)
+    window = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    if window.size:  # else wholly outside the image
+        cv2.ellipse(window, (x - x0, y - y0), axes, degrees % 360, 0, 360, 1, thickness=-1)
+    return crop_to_rle(window, y0, x0, h, w)

@@ -9,7 +9,9 @@ and LabelMe open; import turns corrected files back into per-image binary masks.
 * LabelMe (and X-AnyLabeling, which writes the same files): one JSON per image, ``shapes`` of
   type ``polygon`` (export), and ``polygon``, ``rotation``, ``oriented_rectangle``,
   ``quadrilateral``, ``rectangle`` (two corners, or X-AnyLabeling's four), ``circle`` or
-  ``mask`` on import, drawn as labelme and X-AnyLabeling draw them (pixel centres).
+  ``mask`` on import, drawn as labelme and X-AnyLabeling draw them (pixel centres); ``line``,
+  ``linestrip``, ``point`` and ``points`` have no area (an error for the class, passed over
+  for the unannotated label, as CVAT's polylines and points).
 
 Import maps the class's category/label (case-insensitive) to 1 and the categories named in
 :data:`IGNORE_NAMES` to 255 ("unannotated", drawn by the annotator around regions they could
@@ -45,13 +47,14 @@ from annotations.polygons import (
     COCO,
     LABELME,
     LabelmeCanvas,
+    check_near,
     coco_polygons_rle,
+    cvat_turned_box,
     flat_to_points,
     mask_to_polygons,
     outline,
     points_to_flat,
     polygons_to_mask,
-    turned,
 )
 from annotations.rle import RunWindow, checked_rle, crop_to_rle
 from annotations.taxonomy import IGNORE_NAMES, class_key
@@ -666,7 +669,7 @@ def _box_region(
     class it is no mask, and an error says so rather than import an object as nothing.
     CVAT's COCO export keeps a rotated box's turn in ``attributes.rotation`` (degrees,
     clockwise about its centre, beside the unturned ``bbox``), and its COCO import turns it
-    back: so is it read here."""
+    back: so is it read here, rounded as CVAT holds the turned box (:func:`cvat_turned_box`)."""
     h, w = hw
     valid = isinstance(box, list) and len(box) == 4
     if is_class:
@@ -689,8 +692,9 @@ def _box_region(
         degrees = math.nan
     if not math.isfinite(degrees):
         raise ValueError(f"{where}: attributes.rotation {attributes['rotation']!r} is not a number")
-    if degrees % 360:
-        corners = turned(corners, degrees, np.array([x + bw / 2, y + bh / 2]))
+    if degrees % 360:  # as CVAT's import holds the box (Datumaro's Bbox, 2 decimals) and turns it
+        check_near(corners, h, w, where)  # before rounding makes 1e307 inf
+        corners = cvat_turned_box(*np.around([x, y, x + bw, y + bh], 2), degrees)
     return coco_polygons_rle([corners], h, w, where)
 
 
@@ -792,6 +796,13 @@ def labelme_size(data: dict, path: str | os.PathLike) -> tuple[int, int] | None:
     return image_hw(data, "imageWidth", "imageHeight", f"{path}: LabelMe file's ")
 
 
+# labelme's and X-AnyLabeling's shapes that mark no area (labelme's canvas fills no line, line
+# strip or set of points, and shows a point as a dot of its display size); labelme's own
+# shape_to_mask paints a line 10 px wide and a point as a disc of radius 5, its defaults, not
+# what the annotator drew, and a set of "points" as a polygon
+LABELME_NO_AREA = ("line", "linestrip", "point", "points")
+
+
 def labelme_to_mask(
     path: str | os.PathLike,
     class_name: str,
@@ -839,6 +850,13 @@ def labelme_to_mask(
             others[label] = others.get(label, 0) + 1
             continue
         spelled = label if spelled is None and role == 1 else spelled
+        if shape.get("shape_type") in LABELME_NO_AREA:  # as CVAT's polylines and points
+            if role == 1:
+                raise ValueError(
+                    f"{path}: shape {k} ({label}): a {shape['shape_type']} has no area: draw the "
+                    "object as a polygon or mask"
+                )
+            continue  # an unannotated mark without area: no pixel
         _draw_labelme_shape(shape, canvases[role], f"{path}: shape {k}")
     out = canvases[1].mask().astype(np.uint8)
     out[canvases[255].mask()] = 255  # unannotated wins over the class

@@ -21,7 +21,10 @@ Label Studio's own readers set what the pixels mean, and are matched here (read 
 * A rectangle is ``x, y, width, height`` in percent, its top-left corner, rotated by
   ``rotation`` degrees clockwise about that corner (Konva's rotation); an ellipse is its centre,
   ``radiusX``, ``radiusY`` and ``rotation`` about the centre. Neither draws an object's shape:
-  like CVAT's rectangles they are read for the unannotated regions only.
+  like CVAT's rectangles they are read for the unannotated regions only. Label Studio's
+  converter writes no pixels of an ellipse (its COCO export passes ellipses over), so an
+  ellipse is traced as a 72-vertex polygon and filled as a COCO polygon.
+* A keypoint marks no area: of the class it is refused, of the unannotated label passed over.
 """
 
 from __future__ import annotations
@@ -612,9 +615,12 @@ def _annotation_mask(
             rles[role].append(
                 coco_polygons_rle([_region_outline(kind, value, w, h, here)], h, w, here)
             )
+        elif kind == "keypoint" and role == 255:
+            continue  # a point marks no area: passed over, as CVAT's points of unannotated are
         else:
+            named = class_name if role == 1 else _unannotated_label(labels, class_name)
             raise ValueError(
-                f"{here}: a {kind} of {class_name!r} is no mask: draw the object with the brush, "
+                f"{here}: a {kind} of {named!r} is no mask: draw the object with the brush, "
                 "the bitmask or as a polygon (rectangles and ellipses are read for unannotated "
                 "regions only)"
             )
@@ -662,6 +668,11 @@ def _role(labels: list, class_name: str) -> int:
     they name an unannotated one, else 0 (another class's, or unlabelled)."""
     roles = {label_role(str(label), class_name) for label in labels}
     return 1 if 1 in roles else 255 if 255 in roles else 0
+
+
+def _unannotated_label(labels: list, class_name: str) -> str:
+    """The label by which a region of role 255 (:func:`_role`) is unannotated, as written."""
+    return next(str(v) for v in labels if label_role(str(v), class_name) == 255)
 
 
 def _percent_points(points: object, width: int, height: int, where: str) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -381,3 +382,60 @@ def test_an_export_without_its_record_is_told_by_a_description_in_text_only():
     assert _recordless_export({"description": 5}) is None
     assert _recordless_export({"description": "labels of Bicycle"}) is None
     assert _recordless_export({"description": text, "url": ""}) is None
+
+
+def test_a_turned_coco_box_is_rounded_as_cvat_holds_its_polygon():
+    """CVAT's COCO import holds the box [2, 2, 2, 1] as Datumaro's ``Bbox``, and its mask export
+    turns it into a ``Polygon`` whose points Datumaro rounds to 2 decimals
+    (``RotatedBoxesToPolygons``): turned 37 degrees its top corner (2.5023, 1.4989) is held as
+    (2.50, 1.50), the very centre of pixel (2, 1), which pycocotools then leaves out. Before,
+    the corners were filled unrounded and that pixel was in."""
+    doc = _coco(
+        [{"id": 1, "file_name": "img000.jpg", "height": 12, "width": 16}],
+        [{"id": 2, "image_id": 1, "category_id": 2, "bbox": [2, 2, 2, 1],
+          "attributes": {"rotation": 37}}],
+        [{"id": 1, "name": "Bicycle"}, {"id": 2, "name": "unannotated"}],
+    )  # fmt: skip
+    (found,) = coco_to_masks("c.json", "Bicycle", {"img000": (12, 16)}, doc=doc)
+    a, cx, cy = math.radians(37), 3.0, 2.5
+    corners = [(2, 2), (4, 2), (4, 3), (2, 3)]
+    flat = [v for x, y in corners for v in (cx + math.cos(a) * (x - cx) - math.sin(a) * (y - cy),
+                                            cy + math.sin(a) * (x - cx) + math.cos(a) * (y - cy))]  # fmt: skip
+    cvat = coco_mask.decode(coco_mask.frPyObjects([np.around(flat, 2).tolist()], 12, 16))[:, :, 0]
+    assert np.array_equal(found.mask == 255, cvat == 1)
+    assert found.mask[1, 2] == 0 and found.mask[2, 3] == 255
+
+
+@pytest.mark.parametrize(
+    "kind, points",
+    [
+        ("line", [[1, 1], [6, 4]]),
+        ("linestrip", [[1, 1], [6, 4], [2, 5]]),
+        ("point", [[3, 2]]),
+        ("points", [[1, 1], [6, 4], [2, 5]]),  # labelme's set of points: shape_to_mask fills it
+    ],
+)
+def test_a_labelme_shape_without_area_is_refused_for_the_class_and_passed_over_for_unannotated(
+    kind, points
+):
+    """labelme's lines, line strips, points and sets of points (X-AnyLabeling's too) mark no
+    area (its canvas fills no line, line strip or set of points): for the class an error naming
+    the file and the shape, for `unannotated` nothing, the file's other shapes read, as CVAT's polylines and
+    points are. labelme's own ``shape_to_mask`` paints them 10 px wide or as a disc of radius
+    5 (a set of points as a polygon), its defaults, not what the annotator drew. Before, each
+    was "unsupported shape_type", and so stopped the import even as an unannotated mark."""
+    sizes = {"img000": (6, 8)}
+    shape = {"label": "Bicycle", "points": points, "shape_type": kind}
+    with pytest.raises(ValueError) as e:
+        labelme_to_mask("img000.json", "Bicycle", sizes, doc=_labelme(shape))
+    assert str(e.value) == (
+        f"img000.json: shape 0 (Bicycle): a {kind} has no area: draw the object as a polygon or "
+        "mask"
+    )
+    square = {"label": "Bicycle", "points": [[4, 1], [6, 3]], "shape_type": "rectangle"}
+    found = labelme_to_mask(
+        "img000.json", "Bicycle", sizes, doc=_labelme({**shape, "label": "unannotated"}, square)
+    )
+    expected = np.zeros((6, 8), np.uint8)
+    expected[1:4, 4:7] = 1
+    assert np.array_equal(found.mask, expected)

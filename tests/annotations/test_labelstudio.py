@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from pycocotools import mask as coco_mask
 
 from annotations.instances import InstanceWindows, MaskWindow
 from annotations.interchange import image_path
@@ -383,6 +384,58 @@ def test_rotated_rectangles_and_ellipses_of_unannotated(tmp_path):
     ys, xs = np.nonzero(found["img001"].mask == 255)  # 6 px radius now vertical, 2 horizontal
     assert (ys.max() - ys.min(), xs.max() - xs.min()) in {(10, 2), (11, 3), (11, 2), (10, 3)}
     assert math.isclose(ys.mean(), 5.5, abs_tol=0.5) and math.isclose(xs.mean(), 7.5, abs_tol=0.5)
+
+
+def test_a_keypoint_of_unannotated_is_passed_over_and_of_the_class_refused(tmp_path):
+    """A keypoint (``KeyPointLabels``) marks a point, no area: of `unannotated` it is passed
+    over and the task's other regions read, as CVAT's points and polylines are; before, the
+    import stopped, saying "a keypoint of 'Bicycle' is no mask" of a point not labelled
+    Bicycle. Of the class it is still refused, naming the task and the region."""
+    square = _region("polygon", points=_square_percent(8, 2, 12, 6))
+    point = _region("keypoint", "unannotated", x=25, y=50, width=0.5)
+    found = _read(tmp_path, [_task("img000", point, square)])
+    want = np.zeros((H, W), np.uint8)
+    want[2:6, 8:12] = 1
+    assert np.array_equal(found["img000"].mask, want)
+    with pytest.raises(ValueError) as e:
+        _read(tmp_path, [_task("img000", _region("keypoint", x=25, y=50, width=0.5), square)])
+    assert str(e.value).startswith(
+        f"{tmp_path / 'project.json'}: task 1: annotation 7: keypoint region keypoint-Bicycle: "
+        "a keypoint of 'Bicycle' is no mask"
+    )
+
+
+@pytest.mark.parametrize("kind", ["vector", "labels"])
+def test_a_region_of_unannotated_of_a_shape_not_read_names_its_own_label(tmp_path, kind):
+    """A region of a kind the import does not read (a newer tag's ``vectorlabels``, or a
+    ``<Labels>`` region whose fields tell no shape), labelled `unannotated`, was refused as "a
+    ... of 'Bicycle' is no mask": the class, not its label."""
+    region = _region(kind, "unannotated", vertices=[{"x": 1, "y": 2}])
+    if kind == "labels":
+        region["type"] = "labels"
+        region["value"] = {"labels": ["unannotated"], "vertices": [{"x": 1, "y": 2}]}
+    with pytest.raises(ValueError) as e:
+        _read(tmp_path, [_task("img000", region)])
+    assert f"a {kind} of 'unannotated' is no mask" in str(e.value)
+
+
+def test_a_rotated_rectangle_has_the_corners_of_the_converter_s_obb_export(tmp_path):
+    """label-studio-sdk's YOLO OBB export (``convert_annotation_to_yolo_obb``) turns a rectangle
+    in pixels about its top-left corner, clockwise on screen: (x, y), (x + w cos, y + w sin),
+    (x + w cos - h sin, y + w sin + h cos), (x - h sin, y + h cos). The import fills those
+    corners as a COCO polygon, at 30 degrees as at 90 (a pivot at the centre, or the other
+    direction, moves pixels here: the corner pixels asserted are in only this way)."""
+    region = _region("rectangle", "unannotated", x=25, y=25, width=50, height=25, rotation=30)
+    found = _read(tmp_path, [_task("img000", region)])
+    x, y, w, h = 25 / 100 * W, 25 / 100 * H, 50 / 100 * W, 25 / 100 * H
+    cos, sin = math.cos(math.radians(30)), math.sin(math.radians(30))
+    corners = [(x, y), (x + w * cos, y + w * sin), (x + w * cos - h * sin, y + w * sin + h * cos),
+               (x - h * sin, y + h * cos)]  # fmt: skip
+    flat = [float(v) for p in corners for v in p]
+    obb = coco_mask.decode(coco_mask.frPyObjects([flat], H, W))[:, :, 0]
+    assert np.array_equal(found["img000"].mask == 255, obb == 1)
+    # turned about the centre, or by -30: (2, 4) in, (8, 8) out
+    assert obb[3, 4] and obb[8, 8] and not obb[2, 4]
 
 
 def test_a_rectangle_s_percent_are_of_the_image_s_width_and_height(tmp_path):

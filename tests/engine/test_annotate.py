@@ -2313,7 +2313,12 @@ def test_an_image_is_found_whichever_way_its_name_is_composed(tmp_path):
             {"label": "Bicycle", "shape_type": "mask", "points": [[0, 0], [3, 3]], "mask": "aGk="},
             "'mask' is not base64 PNG data",
         ),
-        ({"label": "Bicycle", "shape_type": "line", "points": [[0, 0], [3, 3]]}, "unsupported"),
+        ({"label": "Bicycle", "shape_type": "spline", "points": [[0, 0], [3, 3]]}, "unsupported"),
+        # labelme's line: no area (before the 58th round "unsupported", which it is not)
+        (
+            {"label": "Bicycle", "shape_type": "line", "points": [[0, 0], [3, 3]]},
+            "a line has no area",
+        ),
     ],
 )
 def test_a_malformed_labelme_shape_is_one_line_naming_file_and_shape(
