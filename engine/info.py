@@ -2030,10 +2030,8 @@ def _nothing_written_yet(folder: Path) -> tuple[str, int] | None:
         if lockless(folder):  # a run there goes on unlocked, its lock file empty (ENOLCK): before,
             # one in progress was told "killed as it took the folder"
             return (
-                f"{folder}: a run that could not lock it (the file system takes no locks; its "
-                "lock file holds no record) is writing it now or stopped before it wrote "
-                "anything here, which engine info cannot tell without locks: once no engine "
-                "command runs on it, run that command again",
+                f"{folder}: a run that could not lock it (its lock file holds no record) is "
+                f"writing it now or stopped before it wrote anything here, {_no_locks_tail()}",
                 1,
             )
         # killed between making its lock file and writing its record there (or on a disk too
@@ -2184,28 +2182,31 @@ def _cannot_tell(folder: Path, doing: str, command: str) -> tuple[str, int]:
     :func:`engine.runlock.lockless`): its run goes on unlocked, its lock file empty, and one
     going on is not told from one stopped (problems 1). Before, one in progress was told
     stopped, "no process writes it now"."""
+    return f"{folder}: not finished: {doing} now, or was stopped, {_no_locks_tail(command)}", 1
+
+
+def _no_locks_tail(command: str | None = None) -> str:
+    """How every ``engine info`` line on an output of a file system that takes no locks
+    (ENOLCK) ends: that it cannot tell a run going on from one stopped, and when to run
+    ``command`` (``engine report``; "that command" where no record names it) again. Before,
+    runs, shards and galleries each ended in words of their own."""
+    again = f"the same {command} command" if command else "that command"
     return (
-        f"{folder}: not finished: {doing} now, or was stopped, which engine info cannot tell on "
-        f"a file system without locks: once no engine command runs on it, run the same "
-        f"{command} command again",
-        1,
+        "which engine info cannot tell on a file system without locks: once no engine command "
+        f"runs on it, run {again} again"
     )
 
 
-def _unlocked(folder: str | os.PathLike, stopped: bool) -> list[str]:
-    """The line ``engine info`` adds to an output it tells stopped (``stopped``: no process
-    holds its lock) on a file system that takes no locks (ENOLCK,
-    :func:`engine.runlock.lockless`), where a run goes on unlocked and no lock tells it from
-    one stopped: unfinished either way (exit 1), and run again only once none runs. Before, a
-    label or training run going on there was told stopped, "run engine label again", a second
-    run beside the first."""
+def _unlocked(folder: str | os.PathLike, stopped: bool, command: str) -> list[str]:
+    """The line ``engine info`` adds to an output of ``command`` (``engine label``) it tells
+    stopped (``stopped``: no process holds its lock) on a file system that takes no locks
+    (ENOLCK, :func:`engine.runlock.lockless`), where a run goes on unlocked and no lock tells
+    it from one stopped: unfinished either way (exit 1), and run again only once none runs.
+    Before, a label or training run going on there was told stopped, "run engine label
+    again", a second run beside the first."""
     if not stopped or not lockless(folder):
         return []
-    return [
-        f"note: {folder}: the file system takes no locks, so engine info cannot tell whether a "
-        "run is writing it now or was stopped: once no engine command runs on it, run that "
-        "command again"
-    ]
+    return [f"note: {folder}: a run is writing it now or was stopped, {_no_locks_tail(command)}"]
 
 
 def describe_output(
@@ -2267,7 +2268,8 @@ def _describe_output(
         if any((folder / m).is_file() for m in marks) and (folder / "label").is_dir():
             live = writers(folder)  # running now: 0; its lock probed once
             rendered = render_unfinished_demo(folder, live)
-            return "a demo folder (engine demo)", rendered + _unlocked(folder, not live), not live
+            rendered += _unlocked(folder, not live, "engine demo")
+            return "a demo folder (engine demo)", rendered, not live
         if outputs := _outputs_within(folder, splits):  # runs/predict/, the demo's label/
             renderables = [r for _, rs, _ in outputs for r in [*rs, ""]][:-1]
             return "a folder of engine outputs", renderables, sum(n for _, _, n in outputs)
@@ -2307,7 +2309,8 @@ def _describe_output(
     if record == "config.yaml":  # a training run before its first logged step
         train = train_run_stats(path)
         live = writers(path)  # its lock probed once: the lines and the exit status agree
-        return what, render_train_run(train, live) + _unlocked(path, not live), not live
+        rendered = render_train_run(train, live) + _unlocked(path, not live, "engine train")
+        return what, rendered, not live
     if record == "subset.json":
         # new masks/ beside the old subset.json, or none yet: not checked against it (each
         # "missing", or a corrected one "edited after the import? import ... again", before)
@@ -2323,7 +2326,7 @@ def _describe_output(
         # a predict stopped before its last image is a problem (exit 1), as a stopped fusion's
         live = writers(path)  # its lock probed once: the lines and the exit status agree
         stopped = meta.get("status") == "running" and not live
-        rendered = render_predictions(path, meta, live) + _unlocked(path, stopped)
+        rendered = render_predictions(path, meta, live) + _unlocked(path, stopped, "engine predict")
         return what, rendered, len(failed_images(meta)) + stopped
     # stopped before its last image or step, no process at it now: unfinished and resumable
     # (exit 1), as a stopped predict, fusion or review; before, exit 0 as if finished
@@ -2334,12 +2337,13 @@ def _describe_output(
         if live:  # its failed images may be tried again now: not yet said
             return what, rendered, 0  # (before, exit 1 and "run again", refused)
         stopped = any(r.pending or r.missing for r in stats.splits.values())
-        return what, rendered + _unlocked(path, stopped), stats.problems + stopped
+        return what, rendered + _unlocked(path, stopped, "engine label"), stats.problems + stopped
     if record == "metrics.jsonl":
         train = train_run_stats(path)
         live = writers(path)  # its lock probed once: the lines and the exit status agree
         stopped = not train.finished and not live
-        return what, render_train_run(train, live) + _unlocked(path, stopped), stopped
+        rendered = render_train_run(train, live) + _unlocked(path, stopped, "engine train")
+        return what, rendered, stopped
     if record == "report.json":
         return what, render_report(path), 0
     if record == "review.json":
