@@ -2128,50 +2128,53 @@ def _left_by(folder: Path, command: str) -> str | None:
 def _unfinished_review(folder: Path) -> tuple[str, int] | None:
     """What ``engine info`` says of a review gallery's folder without its ``review.json``
     (written last, with ``index.html``): thumbnails in ``thumbs/`` and nothing else but hidden
-    files. Drawn now (its lock held: problems 0) or stopped (problems 1: the same ``engine
-    review`` command draws it again). Before, "no image split folders found", as of a wrong
+    files (:func:`_unfinished_drawn`). Before, "no image split folders found", as of a wrong
     folder."""
-    if not (folder / "thumbs").is_dir() or (folder / "review.json").exists():
-        return None
-    if any(p.name not in ("thumbs", "index.html") and not p.name.startswith(".")
-           for p in folder.iterdir()):  # fmt: skip
-        return None
-    if (who := _left_by(folder, "engine review")) is None:  # a user's thumbs/ (a photo site's)
-        return None
-    drawn = counted(sum(1 for _ in (folder / "thumbs").glob("*.jpg")), "thumbnail")
-    if (now := writer(folder)) is not None:
-        return f"{folder}: {now} is drawing this review gallery now ({drawn} so far)", 0
-    if lockless(folder):
-        return _cannot_tell(folder, f"{who} is drawing it ({drawn} so far)", "engine review")
-    return (
-        f"{folder}: a review gallery not finished: {who} stopped before writing its page "
-        f"({drawn} drawn, no review.json) and no process writes it now: run the same engine "
-        "review command again",
-        1,
-    )
+    return _unfinished_drawn(
+        folder, "engine review", ("thumbs", "index.html"), "thumbnail", "drawing",
+        "this review gallery", "a review gallery not finished: {who} stopped before writing its "
+        "page ({drawn} drawn, no review.json)",
+    )  # fmt: skip
 
 
 def _unfinished_report(folder: Path) -> tuple[str, int] | None:
     """What ``engine info`` says of a report's folder without its ``report.json`` (written
-    after ``chart.png`` and the overlays): those and nothing else but hidden files. Written now
-    (its lock held: problems 0) or stopped (problems 1: the same ``engine report`` command
-    writes it again). Before, "no image split folders found" (exit 2), as of a wrong folder.
-    None too without a report's lock file (:func:`_left_by`)."""
-    parts = ("chart.png", "overlays", "report.md")
-    if (folder / "report.json").exists() or not any((folder / p).exists() for p in parts[:2]):
+    after ``chart.png``, the overlays and ``report.md``): those and nothing else but hidden
+    files (:func:`_unfinished_drawn`). Before, "no image split folders found" (exit 2), as of a
+    wrong folder."""
+    return _unfinished_drawn(
+        folder, "engine report", ("chart.png", "overlays", "report.md"), "overlay", "writing",
+        "this report", "a report not finished: {who} stopped before writing report.json "
+        "({drawn} drawn)",
+    )  # fmt: skip
+
+
+def _unfinished_drawn(
+    folder: Path, command: str, parts: tuple[str, ...], image: str, verb: str, this: str,
+    stopped: str,
+) -> tuple[str, int] | None:  # fmt: skip
+    """What ``engine info`` says of the folder of ``command`` (``engine report``) without its
+    record (``report.json``, written last): begun (one of ``parts`` but the last, the page
+    written just before the record; the images of the last of those, ``{image}s`` drawn so
+    far) and nothing else but hidden files. Written now (its lock held: problems 0) or stopped
+    (problems 1: the same command writes it again; ``stopped`` with ``{who}`` and
+    ``{drawn}``). None without the command's lock file (:func:`_left_by`): a user's
+    ``thumbs/``, a ``compare --plot figs/chart.png``."""
+    record = f"{command.split()[-1]}.json"
+    if (folder / record).exists() or not any((folder / p).exists() for p in parts[:-1]):
         return None
     if any(p.name not in parts and not p.name.startswith(".") for p in folder.iterdir()):
         return None
-    if (who := _left_by(folder, "engine report")) is None:  # compare --plot figs/chart.png
+    if (who := _left_by(folder, command)) is None:
         return None
-    drawn = counted(sum(1 for _ in (folder / "overlays").glob("*.jpg")), "overlay")
+    drawn = counted(sum(1 for _ in (folder / parts[-2]).glob("*.jpg")), image)
     if (now := writer(folder)) is not None:
-        return f"{folder}: {now} is writing this report now ({drawn} so far)", 0
+        return f"{folder}: {now} is {verb} {this} now ({drawn} so far)", 0
     if lockless(folder):
-        return _cannot_tell(folder, f"{who} is writing it ({drawn} so far)", "engine report")
+        return _cannot_tell(folder, f"{who} is {verb} it ({drawn} so far)", command)
     return (
-        f"{folder}: a report not finished: {who} stopped before writing report.json ({drawn} "
-        "drawn) and no process writes it now: run the same engine report command again",
+        f"{folder}: {stopped.format(who=who, drawn=drawn)} and no process writes it now: run "
+        f"the same {command} command again",
         1,
     )
 
