@@ -117,12 +117,26 @@ def _record(fd: int) -> dict:
 
 
 def _holder(fd: int) -> str:
-    """Who holds the lock, as its holder wrote it: ``engine train (pid 12 on host, since ...)``."""
+    """Who holds the lock, as its holder wrote it: ``engine train (pid 12 on host, since ...)``.
+    A holder of this host that has ended holds it through a process it spawned to write the
+    run (:func:`passed_locks`: a rank of ``engine train --processes``, which ends within
+    seconds of it, :func:`engine.parallel.exit_with_parent`), and is named as that: before,
+    a rerun after the parent's SIGKILL was told the folder was in use by the dead parent."""
     info = _record(fd)
     try:
-        return f"{info['command']} (pid {info['pid']} on {info['host']}, since {info['started']})"
+        who = f"{info['command']} (pid {info['pid']} on {info['host']}, since {info['started']})"
     except KeyError:
         return "another process"  # it has not written its record yet
+    from engine.parallel import process_gone  # not at import: it loads annotations.fileio (OpenCV)
+
+    if info["host"] != socket.gethostname() or not isinstance(info["pid"], int):
+        return who
+    if not process_gone(info["pid"]):
+        return who
+    return (
+        f"a process that {who} spawned to write it (a rank of engine train --processes: that "
+        "run has ended, and its ranks end within seconds of it)"
+    )
 
 
 def _folder_id(folder: Path) -> list[int] | None:
