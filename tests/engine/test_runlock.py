@@ -1134,13 +1134,13 @@ def test_a_rerun_refused_by_a_rank_of_a_killed_run_is_not_told_the_dead_run_hold
         with pytest.raises(FolderInUse) as e, exclusive(run, "engine train"):
             pass
         said = (
-            f"{run}: in use by a process that engine train (pid {parent.pid} on "
+            f"{run}: in use by process {rank}, spawned by engine train (pid {parent.pid} on "
             f"{socket.gethostname()}, since "
         )
         assert str(e.value).startswith(said), str(e.value)
         assert (
-            ") spawned to write it (a rank of engine train --processes: that run has ended, and "
-            "its ranks end within seconds of it); two runs writing one folder" in str(e.value)
+            ") to write it (ranks of engine train --processes: that run has ended, and its "
+            "ranks end within seconds of it); two runs writing one folder" in str(e.value)
         )
         assert writer(run) == str(e.value).split("in use by ")[1].split("; two runs")[0]
     finally:
