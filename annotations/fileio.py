@@ -910,14 +910,21 @@ def output_kind(folder: str | os.PathLike) -> tuple[str, str] | None:
 # What marks a demo folder (engine demo), finished or stopped after its scenes were labelled;
 # engine info reads them so too (engine/info.py).
 DEMO_RECORDS = ("report/summary.json", "data/synth.json")
+# its summary as a rerun sets it aside while its stages run (engine.runlock.set_aside_as: not
+# imported here, engine's base is above this package)
+DEMO_SUMMARY_ASIDE = "report/.summary.json.earlier"
 
 
 def is_demo_folder(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a demo's folder (``engine demo --out``): its summary, or its scenes
-    and label runs (a demo stopped before its summary)."""
+    or its summary set aside by a rerun (:data:`DEMO_SUMMARY_ASIDE`), and label runs (a demo
+    stopped before its summary). Before, a rerun stopped in its synth stage (its scenes' record
+    then ``synth.partial.json``) left a folder that other commands called "a folder of engine
+    outputs" (``give another --out, e.g. a new folder in it``)."""
     path = Path(path)
     summary, scenes = (path / r for r in DEMO_RECORDS)
-    return summary.is_file() or (scenes.is_file() and (path / "label").is_dir())
+    begun = scenes.is_file() or (path / DEMO_SUMMARY_ASIDE).is_file()
+    return summary.is_file() or (begun and (path / "label").is_dir())
 
 
 def folder_is(path: str | os.PathLike) -> str | None:

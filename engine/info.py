@@ -2030,10 +2030,8 @@ def _nothing_written_yet(folder: Path) -> tuple[str, int] | None:
         if lockless(folder):  # a run there goes on unlocked, its lock file empty (ENOLCK): before,
             # one in progress was told "killed as it took the folder"
             return (
-                f"{folder}: a run that could not lock it (the file system takes no locks; its "
-                "lock file holds no record) is writing it now or stopped before it wrote "
-                "anything here, which engine info cannot tell without locks: once no engine "
-                "command runs on it, run that command again",
+                f"{folder}: a run that could not lock it (its lock file holds no record) is "
+                f"writing it now or stopped before it wrote anything here, {_no_locks_tail()}",
                 1,
             )
         # killed between making its lock file and writing its record there (or on a disk too
@@ -2130,50 +2128,53 @@ def _left_by(folder: Path, command: str) -> str | None:
 def _unfinished_review(folder: Path) -> tuple[str, int] | None:
     """What ``engine info`` says of a review gallery's folder without its ``review.json``
     (written last, with ``index.html``): thumbnails in ``thumbs/`` and nothing else but hidden
-    files. Drawn now (its lock held: problems 0) or stopped (problems 1: the same ``engine
-    review`` command draws it again). Before, "no image split folders found", as of a wrong
+    files (:func:`_unfinished_drawn`). Before, "no image split folders found", as of a wrong
     folder."""
-    if not (folder / "thumbs").is_dir() or (folder / "review.json").exists():
-        return None
-    if any(p.name not in ("thumbs", "index.html") and not p.name.startswith(".")
-           for p in folder.iterdir()):  # fmt: skip
-        return None
-    if (who := _left_by(folder, "engine review")) is None:  # a user's thumbs/ (a photo site's)
-        return None
-    drawn = counted(sum(1 for _ in (folder / "thumbs").glob("*.jpg")), "thumbnail")
-    if (now := writer(folder)) is not None:
-        return f"{folder}: {now} is drawing this review gallery now ({drawn} so far)", 0
-    if lockless(folder):
-        return _cannot_tell(folder, f"{who} is drawing it ({drawn} so far)", "engine review")
-    return (
-        f"{folder}: a review gallery not finished: {who} stopped before writing its page "
-        f"({drawn} drawn, no review.json) and no process writes it now: run the same engine "
-        "review command again",
-        1,
-    )
+    return _unfinished_drawn(
+        folder, "engine review", ("thumbs", "index.html"), "thumbnail", "drawing",
+        "this review gallery", "a review gallery not finished: {who} stopped before writing its "
+        "page ({drawn} drawn, no review.json)",
+    )  # fmt: skip
 
 
 def _unfinished_report(folder: Path) -> tuple[str, int] | None:
     """What ``engine info`` says of a report's folder without its ``report.json`` (written
-    after ``chart.png`` and the overlays): those and nothing else but hidden files. Written now
-    (its lock held: problems 0) or stopped (problems 1: the same ``engine report`` command
-    writes it again). Before, "no image split folders found" (exit 2), as of a wrong folder.
-    None too without a report's lock file (:func:`_left_by`)."""
-    parts = ("chart.png", "overlays", "report.md")
-    if (folder / "report.json").exists() or not any((folder / p).exists() for p in parts[:2]):
+    after ``chart.png``, the overlays and ``report.md``): those and nothing else but hidden
+    files (:func:`_unfinished_drawn`). Before, "no image split folders found" (exit 2), as of a
+    wrong folder."""
+    return _unfinished_drawn(
+        folder, "engine report", ("chart.png", "overlays", "report.md"), "overlay", "writing",
+        "this report", "a report not finished: {who} stopped before writing report.json "
+        "({drawn} drawn)",
+    )  # fmt: skip
+
+
+def _unfinished_drawn(
+    folder: Path, command: str, parts: tuple[str, ...], image: str, verb: str, this: str,
+    stopped: str,
+) -> tuple[str, int] | None:  # fmt: skip
+    """What ``engine info`` says of the folder of ``command`` (``engine report``) without its
+    record (``report.json``, written last): begun (one of ``parts`` but the last, the page
+    written just before the record; the images of the last of those, ``{image}s`` drawn so
+    far) and nothing else but hidden files. Written now (its lock held: problems 0) or stopped
+    (problems 1: the same command writes it again; ``stopped`` with ``{who}`` and
+    ``{drawn}``). None without the command's lock file (:func:`_left_by`): a user's
+    ``thumbs/``, a ``compare --plot figs/chart.png``."""
+    record = f"{command.split()[-1]}.json"
+    if (folder / record).exists() or not any((folder / p).exists() for p in parts[:-1]):
         return None
     if any(p.name not in parts and not p.name.startswith(".") for p in folder.iterdir()):
         return None
-    if (who := _left_by(folder, "engine report")) is None:  # compare --plot figs/chart.png
+    if (who := _left_by(folder, command)) is None:
         return None
-    drawn = counted(sum(1 for _ in (folder / "overlays").glob("*.jpg")), "overlay")
+    drawn = counted(sum(1 for _ in (folder / parts[-2]).glob("*.jpg")), image)
     if (now := writer(folder)) is not None:
-        return f"{folder}: {now} is writing this report now ({drawn} so far)", 0
+        return f"{folder}: {now} is {verb} {this} now ({drawn} so far)", 0
     if lockless(folder):
-        return _cannot_tell(folder, f"{who} is writing it ({drawn} so far)", "engine report")
+        return _cannot_tell(folder, f"{who} is {verb} it ({drawn} so far)", command)
     return (
-        f"{folder}: a report not finished: {who} stopped before writing report.json ({drawn} "
-        "drawn) and no process writes it now: run the same engine report command again",
+        f"{folder}: {stopped.format(who=who, drawn=drawn)} and no process writes it now: run "
+        f"the same {command} command again",
         1,
     )
 
@@ -2184,28 +2185,31 @@ def _cannot_tell(folder: Path, doing: str, command: str) -> tuple[str, int]:
     :func:`engine.runlock.lockless`): its run goes on unlocked, its lock file empty, and one
     going on is not told from one stopped (problems 1). Before, one in progress was told
     stopped, "no process writes it now"."""
+    return f"{folder}: not finished: {doing} now, or was stopped, {_no_locks_tail(command)}", 1
+
+
+def _no_locks_tail(command: str | None = None) -> str:
+    """How every ``engine info`` line on an output of a file system that takes no locks
+    (ENOLCK) ends: that it cannot tell a run going on from one stopped, and when to run
+    ``command`` (``engine report``; "that command" where no record names it) again. Before,
+    runs, shards and galleries each ended in words of their own."""
+    again = f"the same {command} command" if command else "that command"
     return (
-        f"{folder}: not finished: {doing} now, or was stopped, which engine info cannot tell on "
-        f"a file system without locks: once no engine command runs on it, run the same "
-        f"{command} command again",
-        1,
+        "which engine info cannot tell on a file system without locks: once no engine command "
+        f"runs on it, run {again} again"
     )
 
 
-def _unlocked(folder: str | os.PathLike, stopped: bool) -> list[str]:
-    """The line ``engine info`` adds to an output it tells stopped (``stopped``: no process
-    holds its lock) on a file system that takes no locks (ENOLCK,
-    :func:`engine.runlock.lockless`), where a run goes on unlocked and no lock tells it from
-    one stopped: unfinished either way (exit 1), and run again only once none runs. Before, a
-    label or training run going on there was told stopped, "run engine label again", a second
-    run beside the first."""
+def _unlocked(folder: str | os.PathLike, stopped: bool, command: str) -> list[str]:
+    """The line ``engine info`` adds to an output of ``command`` (``engine label``) it tells
+    stopped (``stopped``: no process holds its lock) on a file system that takes no locks
+    (ENOLCK, :func:`engine.runlock.lockless`), where a run goes on unlocked and no lock tells
+    it from one stopped: unfinished either way (exit 1), and run again only once none runs.
+    Before, a label or training run going on there was told stopped, "run engine label
+    again", a second run beside the first."""
     if not stopped or not lockless(folder):
         return []
-    return [
-        f"note: {folder}: the file system takes no locks, so engine info cannot tell whether a "
-        "run is writing it now or was stopped: once no engine command runs on it, run that "
-        "command again"
-    ]
+    return [f"note: {folder}: a run is writing it now or was stopped, {_no_locks_tail(command)}"]
 
 
 def describe_output(
@@ -2267,7 +2271,8 @@ def _describe_output(
         if any((folder / m).is_file() for m in marks) and (folder / "label").is_dir():
             live = writers(folder)  # running now: 0; its lock probed once
             rendered = render_unfinished_demo(folder, live)
-            return "a demo folder (engine demo)", rendered + _unlocked(folder, not live), not live
+            rendered += _unlocked(folder, not live, "engine demo")
+            return "a demo folder (engine demo)", rendered, not live
         if outputs := _outputs_within(folder, splits):  # runs/predict/, the demo's label/
             renderables = [r for _, rs, _ in outputs for r in [*rs, ""]][:-1]
             return "a folder of engine outputs", renderables, sum(n for _, _, n in outputs)
@@ -2307,7 +2312,8 @@ def _describe_output(
     if record == "config.yaml":  # a training run before its first logged step
         train = train_run_stats(path)
         live = writers(path)  # its lock probed once: the lines and the exit status agree
-        return what, render_train_run(train, live) + _unlocked(path, not live), not live
+        rendered = render_train_run(train, live) + _unlocked(path, not live, "engine train")
+        return what, rendered, not live
     if record == "subset.json":
         # new masks/ beside the old subset.json, or none yet: not checked against it (each
         # "missing", or a corrected one "edited after the import? import ... again", before)
@@ -2323,7 +2329,7 @@ def _describe_output(
         # a predict stopped before its last image is a problem (exit 1), as a stopped fusion's
         live = writers(path)  # its lock probed once: the lines and the exit status agree
         stopped = meta.get("status") == "running" and not live
-        rendered = render_predictions(path, meta, live) + _unlocked(path, stopped)
+        rendered = render_predictions(path, meta, live) + _unlocked(path, stopped, "engine predict")
         return what, rendered, len(failed_images(meta)) + stopped
     # stopped before its last image or step, no process at it now: unfinished and resumable
     # (exit 1), as a stopped predict, fusion or review; before, exit 0 as if finished
@@ -2334,12 +2340,13 @@ def _describe_output(
         if live:  # its failed images may be tried again now: not yet said
             return what, rendered, 0  # (before, exit 1 and "run again", refused)
         stopped = any(r.pending or r.missing for r in stats.splits.values())
-        return what, rendered + _unlocked(path, stopped), stats.problems + stopped
+        return what, rendered + _unlocked(path, stopped, "engine label"), stats.problems + stopped
     if record == "metrics.jsonl":
         train = train_run_stats(path)
         live = writers(path)  # its lock probed once: the lines and the exit status agree
         stopped = not train.finished and not live
-        return what, render_train_run(train, live) + _unlocked(path, stopped), stopped
+        rendered = render_train_run(train, live) + _unlocked(path, stopped, "engine train")
+        return what, rendered, stopped
     if record == "report.json":
         return what, render_report(path), 0
     if record == "review.json":

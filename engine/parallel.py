@@ -81,14 +81,14 @@ def exit_with_parent(parent: int) -> None:
 
     def watch() -> None:
         while True:
-            if os.getppid() != parent and _gone(parent):
+            if os.getppid() != parent and process_gone(parent):
                 os._exit(1)  # no cleanup to wait for: the run's files are written atomically
             time.sleep(1.0)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def _gone(pid: int) -> bool:
+def process_gone(pid: int) -> bool:
     """Whether process ``pid`` has ended: no such process, or a zombie no one reaped yet (a
     container's init may never reap one); where ``/proc`` cannot tell, whether a signal 0
     reaches it."""

@@ -117,12 +117,50 @@ def _record(fd: int) -> dict:
 
 
 def _holder(fd: int) -> str:
-    """Who holds the lock, as its holder wrote it: ``engine train (pid 12 on host, since ...)``."""
+    """Who holds the lock, as its holder wrote it: ``engine train (pid 12 on host, since ...)``.
+    A holder of this host that has ended holds it through the processes it spawned to write
+    the run (:func:`passed_locks`: the ranks of ``engine train --processes``, which end within
+    seconds of it, :func:`engine.parallel.exit_with_parent`): named by their pids where this
+    machine shows them (:func:`_open_here`), as spawned by it. Before, a rerun after the
+    parent's SIGKILL was told the folder was in use by the dead parent. Where none shows (a
+    process of another pid namespace, a container sharing the host's name), as its record says."""
     info = _record(fd)
     try:
-        return f"{info['command']} (pid {info['pid']} on {info['host']}, since {info['started']})"
+        who = f"{info['command']} (pid {info['pid']} on {info['host']}, since {info['started']})"
     except KeyError:
         return "another process"  # it has not written its record yet
+    from engine.parallel import process_gone  # not at import: it loads annotations.fileio
+
+    if info["host"] != socket.gethostname() or not isinstance(info["pid"], int):
+        return who
+    if not process_gone(info["pid"]) or not (pids := _open_here(fd)):
+        return who
+    return (
+        f"{'process' if len(pids) == 1 else 'processes'} {', '.join(map(str, pids))}, spawned by "
+        f"{who} to write it (ranks of engine train --processes: that run has ended, and its "
+        "ranks end within seconds of it)"
+    )
+
+
+def _open_here(fd: int) -> list[int]:
+    """The other processes of this machine (``/proc``) that hold the file open at ``fd`` open:
+    those holding its lock, but for one probing it at that instant. Empty where ``/proc``
+    does not show them (macOS, another pid namespace, another user's)."""
+    try:
+        st = os.fstat(fd)
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]
+    except OSError:
+        return []
+    found = []
+    for pid in sorted(pids):
+        with contextlib.suppress(OSError):  # ended meanwhile, or another user's
+            for entry in os.scandir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    there = os.stat(entry.path)
+                    if (there.st_dev, there.st_ino) == (st.st_dev, st.st_ino):
+                        found.append(pid)
+                        break
+    return found
 
 
 def _folder_id(folder: Path) -> list[int] | None:

@@ -690,6 +690,37 @@ def test_other_commands_refuse_a_demo_folder_as_their_out(tmp_path):
     assert "synth.json: this demo folder was made with other data settings" in res.output
 
 
+def test_a_demo_rerun_stopped_in_its_synth_stage_is_refused_as_a_demo_folder(tmp_path):
+    """A demo rerun stopped in its synth stage (its summary set aside, its scenes' record
+    ``synth.partial.json``) was no demo folder to the other commands (``is_demo_folder``
+    looked for the summary or ``data/synth.json``): ``engine synth --out`` there said "it holds
+    engine outputs (fused: ..., train: ...) ... give another --out, e.g. a new folder in it",
+    and ``engine fuse --pseudo`` there asked whether it was a label run. Both say it is a demo
+    folder, as of one finished, as engine info reads it."""
+    from annotations.fileio import DEMO_RECORDS, DEMO_SUMMARY_ASIDE, FUSE_RECORD, folder_is
+    from engine.runlock import set_aside_as
+
+    assert set_aside_as(DEMO_RECORDS[0]) == DEMO_SUMMARY_ASIDE
+    out = tmp_path / "demo"
+    for name in (DEMO_SUMMARY_ASIDE, "data/synth.partial.json", f"fused/{FUSE_RECORD}",
+                 "train/metrics.jsonl", "label/bicycle/run.json"):  # fmt: skip
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text("{}")
+    assert folder_is(out) == "a demo folder (engine demo)"
+    res = CliRunner().invoke(app, ["synth", "--out", str(out)], env={"COLUMNS": "300"})
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == (
+        f"error: {out}: it is a demo folder (engine demo); engine synth needs a folder of its "
+        "own: give another --out"
+    )
+    args = ["fuse", "--data", str(out), "--pseudo", str(out), "--out", str(tmp_path / "f")]
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+    assert res.exit_code == 2, res.output
+    assert f"{out}: not a label run's folder; it is a demo folder (engine demo)" in res.output
+    (out / DEMO_SUMMARY_ASIDE).unlink()  # a first demo stopped in its synth stage: no demo yet
+    assert folder_is(out) is None
+
+
 def test_the_demos_simulated_label_runs_are_recorded_as_engine_label_records_them(
     tmp_path, monkeypatch
 ):

@@ -1584,7 +1584,7 @@ def test_a_run_going_on_unlocked_is_not_told_killed_where_the_file_system_takes_
         res, said = _info(["info", str(folder)])
     assert res.exit_code == 1, res.output
     assert "killed as it took" not in said
-    assert f"{folder}: a run that could not lock it (the file system takes no locks; " in said
+    assert f"{folder}: a run that could not lock it (its lock file holds no record) is " in said
     assert "is writing it now or stopped before it wrote anything here, which engine info " in said
 
 
@@ -1630,14 +1630,14 @@ def test_a_label_or_training_run_going_on_unlocked_is_not_told_stopped(tmp_path,
     train = _train_run(tmp_path / "train", iters=10, step=4)
 
     no_locks(monkeypatch)
-    note = "the file system takes no locks, so engine info cannot tell whether a run is writing"
+    note = "a run is writing it now or was stopped, which engine info cannot tell on a file"
     for folder, command in ((run, "engine label"), (train, "engine train")):
         with exclusive(folder, command):  # going on, unlocked: its .lock empty
             res, said = _info(["info", str(folder), "--no-progress"])
         assert res.exit_code == 1, res.output
         assert (
-            f"note: {folder}: {note} it now or was stopped: once no engine command runs on "
-            "it, run that command again" in said
+            f"note: {folder}: {note} system without locks: once no engine command runs on "
+            f"it, run the same {command} command again" in said
         ), said
     (train / "metrics.jsonl").write_text(json.dumps({"step": 10, "loss": 1.0}) + "\n")
     with exclusive(train, "engine train"):
@@ -1662,7 +1662,53 @@ def test_a_shard_going_on_unlocked_is_not_told_stopped(tmp_path, monkeypatch):
         assert (run / ".lock-shard1of2").is_file() and not (run / LOCK_NAME).exists()
         res, said = _info(["info", str(run), "--no-progress"])
     assert res.exit_code == 1, res.output
-    assert f"note: {run}: the file system takes no locks, so engine info cannot tell" in said, said
+    assert f"note: {run}: a run is writing it now or was stopped, which engine info cannot" in said
+
+
+NO_LOCKS_TAIL = re.compile(
+    r", which engine info cannot tell on a file system without locks: once no engine command "
+    r"runs on it, run (that|the same engine (label|train|report|review)) command again$"
+)
+
+
+@pytest.mark.parametrize(
+    "kind", ["label run", "training run", "shard", "shards starting", "report", "review"]
+)
+def test_every_cannot_tell_line_ends_in_one_wording_where_the_file_system_takes_no_locks(
+    tmp_path, monkeypatch, kind
+):
+    """On a file system without locks (ENOLCK) engine info ends the line saying it cannot tell
+    a run going on from one stopped in one wording for every kind of output, naming the
+    command to run again where it knows it. Before, runs ("the file system takes no locks, so
+    engine info cannot tell whether ..."), shards starting ("... cannot tell without locks")
+    and galleries and reports ("... cannot tell on a file system without locks") each had
+    words of their own."""
+    from engine.runlock import exclusive
+    from tests.loop_helpers import no_locks
+
+    done = [{"split": "train", "stem": "train0", "status": "ok", "config_hash": ""}]
+    folder, command, name = {
+        "label run": (lambda: _label_run(tmp_path, done)[1], "engine label", ".lock"),
+        "training run": (lambda: _train_run(tmp_path / "t", iters=10, step=4), "engine train",
+                         ".lock"),
+        "shard": (lambda: _label_run(tmp_path, done)[1], "engine label", ".lock-shard1of2"),
+        "shards starting": (lambda: tmp_path / "label", "engine label", ".lock-shard0of2"),
+        "report": (lambda: tmp_path / "report", "engine report", ".lock"),
+        "review": (lambda: tmp_path / "review", "engine review", ".lock"),
+    }[kind]  # fmt: skip
+    folder = folder()
+    no_locks(monkeypatch)
+    with exclusive(folder, command, name):
+        drawn = {"report": "overlays/a.jpg", "review": "thumbs/a.jpg"}.get(kind)
+        if drawn:
+            (folder / drawn).parent.mkdir()
+            (folder / drawn).write_bytes(b"jpeg")
+        res, _ = _info(["info", str(folder), "--no-progress"], columns="1000")
+    assert res.exit_code == 1, res.output
+    lines = [line.strip() for line in res.output.splitlines() if "cannot tell" in line]
+    assert len(lines) == 1 and NO_LOCKS_TAIL.search(lines[0]), res.output
+    again = "that" if kind == "shards starting" else f"the same {command}"
+    assert lines[0].endswith(f"run {again} command again"), lines
 
 
 def test_a_label_run_whose_shards_wrote_nothing_yet_names_them(tmp_path):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -1083,6 +1085,78 @@ def test_a_spawned_writer_s_passed_locks_are_not_inherited_by_the_commands_it_ru
                 rank.kill()
                 rank.join()
     assert rank.exitcode == 0, rank.exitcode
+
+
+SPAWNING_HOLDER = (  # a run whose spawned writer holds its lock too, as engine train's ranks
+    "import multiprocessing, os, sys, time\n"
+    "from engine.runlock import exclusive, hold_passed, passed_locks\n"
+    "def rank(locks, holding):\n"
+    "    hold_passed(locks)\n"
+    "    holding.send(True)\n"
+    "    time.sleep(120)\n"  # ended by its test (no watchdog: the kill below is its parent's)
+    "if __name__ == '__main__':\n"
+    "    spawn = multiprocessing.get_context('spawn')\n"
+    "    told, holding = spawn.Pipe(duplex=False)\n"  # no semaphore left to a killed parent
+    "    with exclusive(sys.argv[1], 'engine train'):\n"
+    "        p = spawn.Process(target=rank, args=(passed_locks(), holding))\n"
+    "        p.start()\n"
+    "        assert told.poll(120) and told.recv()\n"
+    "        print(p.pid, flush=True)\n"
+    "        sys.stdin.read()\n"
+)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="tells a process gone from /proc")
+def test_a_rerun_refused_by_a_rank_of_a_killed_run_is_not_told_the_dead_run_holds_it(
+    tmp_path: Path,
+) -> None:
+    """After ``engine train --processes 2``'s parent is killed (SIGKILL), its ranks hold the run
+    folder's lock until their watchdog ends them (``passed_locks``), and write no lock record:
+    a rerun in that time was refused "in use by engine train (pid P ...)", P the dead parent.
+    It is told a process that run spawned holds it, and ends within seconds; engine info's
+    writer says the same."""
+    from engine.runlock import writer
+
+    root = Path(__file__).resolve().parents[2]
+    script = tmp_path / "spawning_holder.py"
+    script.write_text(SPAWNING_HOLDER)
+    run = tmp_path / "run"
+    parent = subprocess.Popen(
+        [sys.executable, str(script), str(run)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True, cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+    )  # fmt: skip
+    rank = None
+    try:
+        assert parent.stdout is not None
+        rank = int(parent.stdout.readline())
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        with pytest.raises(FolderInUse) as e, exclusive(run, "engine train"):
+            pass
+        said = (
+            f"{run}: in use by process {rank}, spawned by engine train (pid {parent.pid} on "
+            f"{socket.gethostname()}, since "
+        )
+        assert str(e.value).startswith(said), str(e.value)
+        assert (
+            ") to write it (ranks of engine train --processes: that run has ended, and its "
+            "ranks end within seconds of it); two runs writing one folder" in str(e.value)
+        )
+        assert writer(run) == str(e.value).split("in use by ")[1].split("; two runs")[0]
+    finally:
+        if rank is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(rank, signal.SIGKILL)
+        parent.kill()
+        parent.wait()
+        for pipe in (parent.stdin, parent.stdout):
+            pipe.close()
+    for _ in range(100):  # the rank gone (reaped by init), the folder is free
+        if writer(run) is None:
+            break
+        time.sleep(0.1)
+    with exclusive(run, "engine train"):
+        pass
 
 
 def test_a_failed_run_that_wrote_a_file_or_beside_a_shard_keeps_new_empty_folders(

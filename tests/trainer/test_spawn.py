@@ -740,7 +740,7 @@ def test_a_rank_exits_once_its_parent_is_gone(monkeypatch):
     monkeypatch.setattr(parallel.os, "_exit", exit_)
     monkeypatch.setattr(parallel.time, "sleep", naps.append)
     monkeypatch.setattr(parallel.threading, "Thread", Thread)
-    monkeypatch.setattr(parallel, "_gone", gone_)
+    monkeypatch.setattr(parallel, "process_gone", gone_)
     parallel.exit_with_parent(42)
     assert exits == [1] and naps == [1.0, 1.0, 1.0] and asked == [42, 42, 42]
 
