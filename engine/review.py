@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import os
+import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -116,6 +117,8 @@ class ReviewResult:
 Panel = tuple[str, str, np.ndarray, dict[str, float | None] | None]
 
 NO_SCORE = 101.0  # the IoU sort key of images without an annotation or a score: after all others
+# a thumbnail's name (_thumb_key, _panels, _details): <split>__<stem>_<panel>[_detail].jpg
+THUMB_NAME = re.compile(r".+__.+_(?:pseudo|pred\d*|gt)(?:_detail)?\.jpg", re.S)
 
 
 class MissingClassIdError(ValueError):
@@ -353,6 +356,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
         record_set_aside(out, "review.json"),
     ):
         cards, n_pred, n_gt, failed = [], 0, 0, []
+        written: set[str] = set()  # the thumbnails drawn (paths in OUT), for the end to keep
         for split, st, img_path, problem in track(rows, "review", unit="img", enabled=cfg.progress):
             original = None if img_path is None else _image_url(img_path, out)
             if problem is None:
@@ -372,6 +376,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
                 continue
             n_gt += with_gt
             n_pred += with_pred
+            written.update(rel for _, rel, _, _ in panels + details)
             scores = []
             if run.instances_path(split, st.stem).is_file():
                 inst = run.instance_summary(split, st.stem)
@@ -407,6 +412,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
                 "environment": environment(torch_used=False),
             },
         )
+        _remove_unshown_thumbnails(out, written)
     return ReviewResult(index, len(cards), n_pred, n_gt, failed, len(past_limit), labelled)
 
 
@@ -451,6 +457,28 @@ def _panels(
     for _, rel, thumb, _ in panels + details:
         atomic_write_bytes(out / rel, jpeg_bytes(thumb, cfg.quality))
     return panels, details, len(maps) > 1, gt is not None
+
+
+def _remove_unshown_thumbnails(out: Path, written: set[str]) -> None:
+    """Remove the files in ``out/thumbs`` named as thumbnails (:data:`THUMB_NAME`) that this
+    gallery did not draw: an earlier gallery's of cards or panels the page no longer shows (a
+    smaller ``--limit``, ``--no-detail``, no ``--pred`` or ``--gt``, an image the run lost).
+    Before, they stayed there, thousands after a ``--limit 0`` gallery was drawn again with the
+    default 300. No other file is touched; one that cannot be removed is a warning."""
+    try:
+        entries = list(os.scandir(out / "thumbs"))
+    except OSError:  # none drawn: no folder
+        return
+    for entry in entries:
+        if f"thumbs/{entry.name}" in written or not THUMB_NAME.fullmatch(entry.name):
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False):
+                os.unlink(entry.path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            log.warning("%s: cannot remove this earlier thumbnail (%s)", entry.path, e.strerror)
 
 
 def _thumb_key(split: str, stem: str) -> str:

@@ -1021,6 +1021,39 @@ def test_engine_info_describes_a_finished_gallery(tmp_path, gallery):
     assert info(tmp_path / "galleries") == (code, text)  # a folder of galleries: each
 
 
+def test_a_rerun_removes_the_earlier_thumbnails_its_page_does_not_show(gallery):
+    """A rerun into the same gallery with a smaller --limit, --no-detail, no --pred or --gt, or
+    after the run lost an image, left the earlier thumbnails of the cards and panels it no
+    longer draws in thumbs/ (stale files the page did not show: at 13,000 images a --limit 0
+    gallery drawn again with the default 300 kept 12,700 cards' thumbnails). Now it removes the
+    files named as its thumbnails that it did not write; no other file is touched."""
+    run, out = gallery.index.parent.parent, gallery.index.parent
+    thumbs = out / "thumbs"
+    before = {p.name for p in thumbs.iterdir()}
+    assert {
+        "test__img000_pred.jpg",
+        "test__img001_gt.jpg",
+        "test__img001_pseudo_detail.jpg",
+    } <= before
+    (thumbs / "holiday.jpg").write_bytes(b"a user's photo")  # not named as a thumbnail
+    (thumbs / "notes_gt.txt").write_text("mine")
+
+    def shown() -> set[str]:
+        text = gallery.index.read_text()
+        return {os.path.basename(u) for u in re.findall(r'src="thumbs/([^"]+)"', text)}
+
+    build_review(ReviewConfig(str(run), limit=1, detail=False, progress=False))
+    assert shown() == {"test__img001_pseudo.jpg"}
+    assert {p.name for p in thumbs.iterdir()} == shown() | {"holiday.jpg", "notes_gt.txt"}
+    build_review(ReviewConfig(str(run), limit=0, progress=False))  # drawn again: all three
+    assert "test__img000_pseudo.jpg" in shown()
+    for folder, ext in (("labels", ".png"), ("confidence", ".png"), ("instances", ".json")):
+        (run / folder / "test" / f"img000{ext}").unlink(missing_ok=True)  # the run lost img000
+    build_review(ReviewConfig(str(run), limit=0, progress=False))
+    assert not any(p.name.startswith("test__img000") for p in thumbs.iterdir())
+    assert {p.name for p in thumbs.iterdir()} == shown() | {"holiday.jpg", "notes_gt.txt"}
+
+
 def test_engine_info_says_how_many_images_a_gallery_cut_by_limit_left_out(tmp_path, gallery):
     """A gallery drawn with ``--limit 2`` of a run that labelled 3 images: its page said "2 of 3
     images (--limit 2)", engine info "images 2" alone (review.json held no total). Now
