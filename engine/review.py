@@ -359,6 +359,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
         written: set[str] = set()  # the thumbnails drawn (paths in OUT), for the end to keep
         for split, st, img_path, problem in track(rows, "review", unit="img", enabled=cfg.progress):
             original = None if img_path is None else _image_url(img_path, out)
+            first = problem is not None  # sorted before all: its place when the page re-sorts
             if problem is None:
                 try:  # one unreadable file makes its own card say so, not the gallery fail
                     panels, details, with_pred, with_gt = _panels(
@@ -372,7 +373,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
                     problem = first_line(e)
             if problem is not None:
                 failed.append(f"{split}/{st.stem}: {problem}")
-                cards.append(_card(split, st, [], [], original, problem))
+                cards.append(_card(split, st, [], [], original, problem, first=first))
                 continue
             n_gt += with_gt
             n_pred += with_pred
@@ -559,11 +560,15 @@ def _card(
     original: str | None,
     problem: str | None = None,
     details: Sequence[Panel] = (),
+    first: bool = False,
 ) -> str:
     """One image's card; with ``problem``, no panels and the problem in their place. The title
     links to ``original``, the image's URL from the gallery (:func:`_image_url`; None: no image
-    found)."""
+    found). ``first``: a card sorted before all (its pseudo label, confidence map or image could
+    not be read); ``data-group`` keeps it first, and one with nothing labelled last, when the
+    page is sorted by confidence either way."""
     conf = "" if math.isnan(st.confidence) else f"{st.confidence:.3f}"
+    group = 0 if first else 2 if not conf else 1  # NaN: nothing labelled
     conf_text = conf or "no pixel labelled"
     figs = "".join(
         f'<figure><img src="{_url(rel)}" alt="{html.escape(title)}" loading="eager">'
@@ -586,7 +591,8 @@ def _card(
     name = f"{html.escape(split)}/{html.escape(st.stem)}"
     title = name if original is None else f'<a href="{original}">{name}</a>'
     return (
-        f'<div class="card" data-conf="{conf or "2"}" data-n="{st.num_instances}" '
+        f'<div class="card" data-group="{group}" data-conf="{conf or "2"}" '
+        f'data-n="{st.num_instances}" '
         f'data-iou="{iou:.4f}" data-stem="{html.escape(st.stem)}">'
         f"<h3>{title}</h3>"
         f"<p>confidence <b>{conf_text}</b> &middot; {counted(st.num_instances, 'instance')} "
@@ -609,7 +615,11 @@ _JS = """
 function sortCards(key, dir){
   const box=document.getElementById('cards');
   const cards=[...box.children];
-  cards.sort((a,b)=>dir*(parseFloat(a.dataset[key])-parseFloat(b.dataset[key]))
+  // by confidence, either way: the cards that could not be read first, as the page has them,
+  // and those with nothing labelled (no confidence) last
+  const group=c=>key==='conf'?parseInt(c.dataset.group||'1'):0;
+  cards.sort((a,b)=>group(a)-group(b)
+                    ||dir*(parseFloat(a.dataset[key])-parseFloat(b.dataset[key]))
                     ||a.dataset.stem.localeCompare(b.dataset.stem));
   cards.forEach(c=>box.appendChild(c));
 }

@@ -159,6 +159,41 @@ def test_page_sorted_lowest_confidence_first(gallery):
     assert record["config"]["pred_class_id"] == 7 and "packages" in record["environment"]
 
 
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the page's script")
+def test_sorting_by_confidence_either_way_keeps_unreadable_first_and_unlabelled_last(gallery):
+    """The page's buttons re-sort by confidence. An image with nothing labelled (no confidence)
+    and a card that could not be read, which the page shows first, both carried
+    ``data-conf="2"``: "confidence ↓" put the unlabelled image before every confidence, and
+    either button moved the unreadable card to the end, away from where the page has it. Now
+    the unreadable stay first and the unlabelled last, both ways (the page's own script, run
+    in node on the page's cards)."""
+    run = gallery.index.parent.parent
+    (run / "confidence" / "test" / "img000.png").write_bytes(b"not a png")  # its card fails
+    res = build_review(ReviewConfig(str(run), progress=False))
+    text = res.index.read_text()
+    cards = [
+        dict(re.findall(r'data-(\w+)="([^"]*)"', attrs))
+        for attrs in re.findall(r'<div class="card"([^>]*)>', text)
+    ]
+    assert [c["stem"] for c in cards] == ["img000", "img001", "img002"]
+    script = re.search(r"<script>(.*?)</script>", text, re.S).group(1)
+    harness = (
+        "const out=[];const box={children:CARDS.map(d=>({dataset:d})),"
+        "appendChild(c){out.push(c.dataset.stem)}};"
+        "const document={getElementById:()=>box};const window={addEventListener(){}};"
+        + script
+        + ";for(const dir of [1,-1]){out.length=0;sortCards('conf',dir);console.log(out.join())}"
+    )
+    node = subprocess.run(
+        ["node", "-e", harness.replace("CARDS", json.dumps(cards))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert node.returncode == 0, node.stderr
+    assert node.stdout.split() == ["img000,img001,img002", "img000,img001,img002"]
+
+
 def test_pred_with_many_ids_needs_class_id(tmp_path, gallery):
     run = gallery.index.parent.parent
     with pytest.raises(ValueError, match="--pred-class-id"):
