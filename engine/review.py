@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import os
+import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -116,6 +117,8 @@ class ReviewResult:
 Panel = tuple[str, str, np.ndarray, dict[str, float | None] | None]
 
 NO_SCORE = 101.0  # the IoU sort key of images without an annotation or a score: after all others
+# a thumbnail's name (_thumb_key, _panels, _details): <split>__<stem>_<panel>[_detail].jpg
+THUMB_NAME = re.compile(r".+__.+_(?:pseudo|pred\d*|gt)(?:_detail)?\.jpg", re.S)
 
 
 class MissingClassIdError(ValueError):
@@ -353,8 +356,10 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
         record_set_aside(out, "review.json"),
     ):
         cards, n_pred, n_gt, failed = [], 0, 0, []
+        written: set[str] = set()  # the thumbnails drawn (paths in OUT), for the end to keep
         for split, st, img_path, problem in track(rows, "review", unit="img", enabled=cfg.progress):
             original = None if img_path is None else _image_url(img_path, out)
+            first = problem is not None  # sorted before all: its place when the page re-sorts
             if problem is None:
                 try:  # one unreadable file makes its own card say so, not the gallery fail
                     panels, details, with_pred, with_gt = _panels(
@@ -368,10 +373,11 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
                     problem = first_line(e)
             if problem is not None:
                 failed.append(f"{split}/{st.stem}: {problem}")
-                cards.append(_card(split, st, [], [], original, problem))
+                cards.append(_card(split, st, [], [], original, problem, first=first))
                 continue
             n_gt += with_gt
             n_pred += with_pred
+            written.update(rel for _, rel, _, _ in panels + details)
             scores = []
             if run.instances_path(split, st.stem).is_file():
                 inst = run.instance_summary(split, st.stem)
@@ -407,6 +413,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
                 "environment": environment(torch_used=False),
             },
         )
+        _remove_unshown_thumbnails(out, written)
     return ReviewResult(index, len(cards), n_pred, n_gt, failed, len(past_limit), labelled)
 
 
@@ -451,6 +458,28 @@ def _panels(
     for _, rel, thumb, _ in panels + details:
         atomic_write_bytes(out / rel, jpeg_bytes(thumb, cfg.quality))
     return panels, details, len(maps) > 1, gt is not None
+
+
+def _remove_unshown_thumbnails(out: Path, written: set[str]) -> None:
+    """Remove the files in ``out/thumbs`` named as thumbnails (:data:`THUMB_NAME`) that this
+    gallery did not draw: an earlier gallery's of cards or panels the page no longer shows (a
+    smaller ``--limit``, ``--no-detail``, no ``--pred`` or ``--gt``, an image the run lost).
+    Before, they stayed there, thousands after a ``--limit 0`` gallery was drawn again with the
+    default 300. No other file is touched; one that cannot be removed is a warning."""
+    try:
+        entries = list(os.scandir(out / "thumbs"))
+    except OSError:  # none drawn: no folder
+        return
+    for entry in entries:
+        if f"thumbs/{entry.name}" in written or not THUMB_NAME.fullmatch(entry.name):
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False):
+                os.unlink(entry.path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            log.warning("%s: cannot remove this earlier thumbnail (%s)", entry.path, e.strerror)
 
 
 def _thumb_key(split: str, stem: str) -> str:
@@ -531,11 +560,15 @@ def _card(
     original: str | None,
     problem: str | None = None,
     details: Sequence[Panel] = (),
+    first: bool = False,
 ) -> str:
     """One image's card; with ``problem``, no panels and the problem in their place. The title
     links to ``original``, the image's URL from the gallery (:func:`_image_url`; None: no image
-    found)."""
+    found). ``first``: a card sorted before all (its pseudo label, confidence map or image could
+    not be read); ``data-group`` keeps it first, and one with nothing labelled last, when the
+    page is sorted by confidence either way."""
     conf = "" if math.isnan(st.confidence) else f"{st.confidence:.3f}"
+    group = 0 if first else 2 if not conf else 1  # NaN: nothing labelled
     conf_text = conf or "no pixel labelled"
     figs = "".join(
         f'<figure><img src="{_url(rel)}" alt="{html.escape(title)}" loading="eager">'
@@ -558,7 +591,8 @@ def _card(
     name = f"{html.escape(split)}/{html.escape(st.stem)}"
     title = name if original is None else f'<a href="{original}">{name}</a>'
     return (
-        f'<div class="card" data-conf="{conf or "2"}" data-n="{st.num_instances}" '
+        f'<div class="card" data-group="{group}" data-conf="{conf or "2"}" '
+        f'data-n="{st.num_instances}" '
         f'data-iou="{iou:.4f}" data-stem="{html.escape(st.stem)}">'
         f"<h3>{title}</h3>"
         f"<p>confidence <b>{conf_text}</b> &middot; {counted(st.num_instances, 'instance')} "
@@ -581,7 +615,11 @@ _JS = """
 function sortCards(key, dir){
   const box=document.getElementById('cards');
   const cards=[...box.children];
-  cards.sort((a,b)=>dir*(parseFloat(a.dataset[key])-parseFloat(b.dataset[key]))
+  // by confidence, either way: the cards that could not be read first, as the page has them,
+  // and those with nothing labelled (no confidence) last
+  const group=c=>key==='conf'?parseInt(c.dataset.group||'1'):0;
+  cards.sort((a,b)=>group(a)-group(b)
+                    ||dir*(parseFloat(a.dataset[key])-parseFloat(b.dataset[key]))
                     ||a.dataset.stem.localeCompare(b.dataset.stem));
   cards.forEach(c=>box.appendChild(c));
 }

@@ -159,6 +159,41 @@ def test_page_sorted_lowest_confidence_first(gallery):
     assert record["config"]["pred_class_id"] == 7 and "packages" in record["environment"]
 
 
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the page's script")
+def test_sorting_by_confidence_either_way_keeps_unreadable_first_and_unlabelled_last(gallery):
+    """The page's buttons re-sort by confidence. An image with nothing labelled (no confidence)
+    and a card that could not be read, which the page shows first, both carried
+    ``data-conf="2"``: "confidence ↓" put the unlabelled image before every confidence, and
+    either button moved the unreadable card to the end, away from where the page has it. Now
+    the unreadable stay first and the unlabelled last, both ways (the page's own script, run
+    in node on the page's cards)."""
+    run = gallery.index.parent.parent
+    (run / "confidence" / "test" / "img000.png").write_bytes(b"not a png")  # its card fails
+    res = build_review(ReviewConfig(str(run), progress=False))
+    text = res.index.read_text()
+    cards = [
+        dict(re.findall(r'data-(\w+)="([^"]*)"', attrs))
+        for attrs in re.findall(r'<div class="card"([^>]*)>', text)
+    ]
+    assert [c["stem"] for c in cards] == ["img000", "img001", "img002"]
+    script = re.search(r"<script>(.*?)</script>", text, re.S).group(1)
+    harness = (
+        "const out=[];const box={children:CARDS.map(d=>({dataset:d})),"
+        "appendChild(c){out.push(c.dataset.stem)}};"
+        "const document={getElementById:()=>box};const window={addEventListener(){}};"
+        + script
+        + ";for(const dir of [1,-1]){out.length=0;sortCards('conf',dir);console.log(out.join())}"
+    )
+    node = subprocess.run(
+        ["node", "-e", harness.replace("CARDS", json.dumps(cards))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert node.returncode == 0, node.stderr
+    assert node.stdout.split() == ["img000,img001,img002", "img000,img001,img002"]
+
+
 def test_pred_with_many_ids_needs_class_id(tmp_path, gallery):
     run = gallery.index.parent.parent
     with pytest.raises(ValueError, match="--pred-class-id"):
@@ -1019,6 +1054,39 @@ def test_engine_info_describes_a_finished_gallery(tmp_path, gallery):
     code, text = info(res.index.parent)
     assert code == 1 and f"not drawn test/img000: {image}: cannot decode image" in text
     assert info(tmp_path / "galleries") == (code, text)  # a folder of galleries: each
+
+
+def test_a_rerun_removes_the_earlier_thumbnails_its_page_does_not_show(gallery):
+    """A rerun into the same gallery with a smaller --limit, --no-detail, no --pred or --gt, or
+    after the run lost an image, left the earlier thumbnails of the cards and panels it no
+    longer draws in thumbs/ (stale files the page did not show: at 13,000 images a --limit 0
+    gallery drawn again with the default 300 kept 12,700 cards' thumbnails). Now it removes the
+    files named as its thumbnails that it did not write; no other file is touched."""
+    run, out = gallery.index.parent.parent, gallery.index.parent
+    thumbs = out / "thumbs"
+    before = {p.name for p in thumbs.iterdir()}
+    assert {
+        "test__img000_pred.jpg",
+        "test__img001_gt.jpg",
+        "test__img001_pseudo_detail.jpg",
+    } <= before
+    (thumbs / "holiday.jpg").write_bytes(b"a user's photo")  # not named as a thumbnail
+    (thumbs / "notes_gt.txt").write_text("mine")
+
+    def shown() -> set[str]:
+        text = gallery.index.read_text()
+        return {os.path.basename(u) for u in re.findall(r'src="thumbs/([^"]+)"', text)}
+
+    build_review(ReviewConfig(str(run), limit=1, detail=False, progress=False))
+    assert shown() == {"test__img001_pseudo.jpg"}
+    assert {p.name for p in thumbs.iterdir()} == shown() | {"holiday.jpg", "notes_gt.txt"}
+    build_review(ReviewConfig(str(run), limit=0, progress=False))  # drawn again: all three
+    assert "test__img000_pseudo.jpg" in shown()
+    for folder, ext in (("labels", ".png"), ("confidence", ".png"), ("instances", ".json")):
+        (run / folder / "test" / f"img000{ext}").unlink(missing_ok=True)  # the run lost img000
+    build_review(ReviewConfig(str(run), limit=0, progress=False))
+    assert not any(p.name.startswith("test__img000") for p in thumbs.iterdir())
+    assert {p.name for p in thumbs.iterdir()} == shown() | {"holiday.jpg", "notes_gt.txt"}
 
 
 def test_engine_info_says_how_many_images_a_gallery_cut_by_limit_left_out(tmp_path, gallery):
