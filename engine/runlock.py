@@ -610,14 +610,20 @@ def missing_folders(folder: Path) -> list[Path]:
 def folders_removed_on_failure(file: str | os.PathLike) -> Iterator[None]:
     """For a command writing one file (``--json F``, ``--plot F``, ``annotate pick --out F``):
     the parent folders the write makes for ``file`` (:func:`missing_folders`) are removed again
-    when the block fails (a full disk at the first write left a new, empty folder behind). A
+    when the block fails (a full disk at the first write left a new, empty folder behind); the
+    temporary files that writes of ``file`` killed mid-write left beside it are removed first
+    (:func:`annotations.fileio.remove_dead_temporaries`: no run lock guards such a file, and
+    before the fifty-eighth round no rerun removed them). A
     new ``file`` refused by a folder that takes no new file (no write permission) names that
     folder (:func:`_folder_refusing`): before the fifty-fourth round ``pick --out F`` said
     ``--out F: the folder cannot be created: FOLDER takes no new folders`` of a file in a folder
     that was there.
     Only empty ones go (rmdir); not in ``atomic_write_bytes``, whose writer threads share
     folders (one thread's rmdir would race another's file going in)."""
+    from annotations.fileio import remove_dead_temporaries
+
     created = missing_folders(Path(file).parent)
+    remove_dead_temporaries(file)
     try:
         yield
     except BaseException as e:

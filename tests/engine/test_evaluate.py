@@ -738,6 +738,24 @@ def test_a_compare_rerun_killed_among_its_files_leaves_no_record_of_another_run(
     assert got["sources"] == want["sources"] and [s["name"] for s in got["sources"]] == ["b", "a"]
     assert not (tmp_path / ".c.json.earlier").exists()  # removed once the new record is in
     assert runner.invoke(app, ["info", str(js)]).exit_code == 0
+    # the chart's temporary file the kill left is removed by the next write of the chart
+    # (before the fifty-eighth round it stayed for ever: no run lock guards these files)
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".c.")]
+
+
+def test_a_killed_evaluate_json_s_temporary_file_is_removed_by_the_next_one(tmp_path):
+    """``kill -9`` of ``engine evaluate --json F`` as it put F in left ``.F.*.tmp`` beside it,
+    which no rerun removed (no run lock guards F, and nothing told a killed write's temporary
+    from a live one's); the next ``--json F`` removes it."""
+    from tests.loop_helpers import KILLED_AT, run_killed
+
+    pred, gt = _write(tmp_path, _maps(1, 2))
+    out = tmp_path / "scores" / "s.json"
+    args = ["evaluate", "--pred", str(pred), "--gt", str(gt), "--json", str(out), "--no-progress"]
+    run_killed(KILLED_AT, "s.json", *args)
+    assert [p.name.startswith(".s.json.") for p in out.parent.iterdir()] == [True]
+    assert runner.invoke(app, args).exit_code == 0
+    assert [p.name for p in out.parent.iterdir()] == ["s.json"]
 
 
 def test_a_folder_of_label_map_folders_names_them(tmp_path: Path) -> None:
