@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -741,6 +743,49 @@ def test_a_compare_rerun_killed_among_its_files_leaves_no_record_of_another_run(
     # the chart's temporary file the kill left is removed by the next write of the chart
     # (before the fifty-eighth round it stayed for ever: no run lock guards these files)
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".c.")]
+
+
+def test_a_compare_rerun_failing_before_its_files_puts_the_earlier_record_back(
+    tmp_path, monkeypatch
+):
+    """``engine compare --json --markdown`` (``--plot``) run again over a finished comparison,
+    failing before it changed either file (the disk full at its Markdown; no matplotlib for its
+    chart): the earlier record stayed set aside, and ``engine info`` said the comparison did not
+    finish (exit 1) of files all of the earlier run. Now it is put back (info reads it, exit 0),
+    as a report's or review's is (one set-aside, ``engine.runlock.record_set_aside``, watching
+    the two files). A rerun that changed the Markdown, then failed, leaves it aside."""
+    import errno
+
+    import annotations.fileio
+    import engine.compare
+
+    gt_dir, a_dir, b_dir, tax, *_ = _compare_data(tmp_path)
+    js, md = tmp_path / "out" / "c.json", tmp_path / "c.md"
+    ab, ba = (("a", a_dir), ("b", b_dir)), (("b", b_dir), ("a", a_dir))
+    cfg = CompareConfig("Bicycle", gt_dir, ab, taxonomy=tax, json_out=js, markdown_out=md,
+                        progress=False)  # fmt: skip
+    compare(cfg)
+    earlier = js.read_bytes()
+
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    def no_matplotlib(report, path):
+        raise RuntimeError("--plot needs matplotlib")
+
+    with monkeypatch.context() as m:
+        m.setattr(annotations.fileio, "atomic_file", full)
+        with pytest.raises(OSError, match="No space left"):
+            compare(replace(cfg, sources=ba))
+    monkeypatch.setattr(engine.compare, "write_plot", no_matplotlib)
+    with pytest.raises(RuntimeError, match="matplotlib"):  # the Markdown as it was: unchanged
+        compare(replace(cfg, plot_out=tmp_path / "c.png"))
+    assert js.read_bytes() == earlier and sorted(os.listdir(js.parent)) == ["c.json"]
+    assert runner.invoke(app, ["info", str(js)]).exit_code == 0
+    with pytest.raises(RuntimeError, match="matplotlib"):  # the Markdown of b, a: changed
+        compare(replace(cfg, sources=ba, plot_out=tmp_path / "c.png"))
+    assert sorted(os.listdir(js.parent)) == [".c.json.earlier"]
+    assert runner.invoke(app, ["info", str(js)]).exit_code == 1
 
 
 def test_a_killed_evaluate_json_s_temporary_file_is_removed_by_the_next_one(tmp_path):
