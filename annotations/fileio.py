@@ -534,31 +534,47 @@ def remove_dead_temporaries(path: str | os.PathLike) -> int:
             found = [e.path for e in entries if own.fullmatch(e.name)]
     except OSError:  # no folder yet, or one that cannot be listed: nothing known
         return 0
-    return sum(_remove_if_dead(tmp) for tmp in found)
+    return sum(remove_if_dead(tmp) for tmp in found)
 
 
-def _remove_if_dead(tmp: str) -> bool:
-    """Remove the temporary file ``tmp`` if no process holds its lock (its writer was killed:
+def remove_if_dead(tmp: str | os.PathLike, unknown: bool = False) -> bool:
+    """Remove the temporary file ``tmp`` unless a process holds its lock (its writer lives:
     :func:`_locked_as_writers`); whether it did. The probe's shared lock is held through the
     removal: a writer that made the file just now and locks it after finds it gone, or held,
-    and makes another. Not a link nor anything but a file (opened without following links,
-    without blocking on a pipe); where the file system refuses the lock (ENOLCK) it stays."""
+    and makes another. ``unknown``: whether to remove one whose lock cannot be probed (not
+    readable, a link or not a file, a file system refusing locks), as a run holding its
+    folder's lock did before the fifty-eighth round (:func:`engine.runlock.remove_temporaries`);
+    a single file's next write leaves it (:func:`remove_dead_temporaries`)."""
+    if fcntl is None:  # Windows: no lock to probe
+        return unknown and _removed(tmp)
     try:
         fd = os.open(tmp, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:  # gone meanwhile (renamed into place), a link, not readable
+    except FileNotFoundError:  # gone meanwhile (renamed into place)
         return False
+    except OSError:  # a link, not readable
+        return unknown and _removed(tmp)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return False
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # BlockingIOError: its writer lives
+            return unknown and _removed(tmp)
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         if not same_file(fd, tmp):  # renamed into place before it was locked: the output
             return False
-        os.unlink(tmp)
-        return True
-    except OSError:
+        return _removed(tmp)
+    except BlockingIOError:  # its writer lives
         return False
+    except OSError:  # no locks here (ENOLCK)
+        return unknown and _removed(tmp)
     finally:
         os.close(fd)  # releases the probe's lock
+
+
+def _removed(path: str | os.PathLike) -> bool:
+    """Remove ``path``; whether it was there to remove."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 STAGING = re.compile(r"\..+\.new-[a-z0-9_]{8}", re.S)  # mkdtemp(prefix=PREFIX + "new-")

@@ -526,8 +526,9 @@ def wrote_nothing(folder: Path) -> bool:
 
 
 def remove_temporaries(folder: Path, own: str = LOCK_NAME) -> int:
-    """Remove :func:`temporaries` of ``folder``, whose lock file ``own`` this process holds,
-    unless a lock file of another name there is held (another shard of a label run, or the run
+    """Remove :func:`temporaries` of ``folder``, whose lock file ``own`` this process holds, but
+    those a live write holds (:func:`annotations.fileio.remove_if_dead`), and none while a
+    lock file of another name there is held (another shard of a label run, or the run
     beside a shard, writing it too: its temporaries are live): each run killed mid-write left
     one per file it was writing, and no rerun removed them (a 13K-image run killed and resumed
     again and again piled them up). A shard removes them too while no other shard runs: before
@@ -537,13 +538,14 @@ def remove_temporaries(folder: Path, own: str = LOCK_NAME) -> int:
     lock, before it writes: a shard whose lock was taken after the check above waits (up to
     :data:`annotations.fileio.FOLDER_LOCK_WAIT_S`, past which the holder is taken for another
     program's). Returns how many."""
+    from annotations.fileio import remove_if_dead
+
     if others_writing(folder, own):
         return 0
-    removed = 0
-    for path in temporaries(folder):
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-            removed += 1
+    # not one a live write holds (its writer's lock: annotations.fileio.atomic_file), as of
+    # engine compare --json or evaluate --json into a run's folder: before the fifty-eighth
+    # round such a file being written as the run started there was removed under it
+    removed = sum(remove_if_dead(path, unknown=True) for path in temporaries(folder))
     if removed:
         log.info("%s: removed %d temporary files of a run killed while writing", folder, removed)
     return removed

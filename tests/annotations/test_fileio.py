@@ -863,7 +863,7 @@ def test_a_temporary_file_taken_for_a_killed_write_s_before_its_lock_is_made_aga
     def raced(fd):
         if not taken:  # a removal between the file's creation and its lock
             taken.append(os.readlink(f"/proc/self/fd/{fd}"))
-            assert fileio._remove_if_dead(taken[0])
+            assert fileio.remove_if_dead(taken[0])
         return real(fd)
 
     monkeypatch.setattr(fileio, "_locked_as_writers", raced)
