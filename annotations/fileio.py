@@ -525,16 +525,45 @@ def remove_dead_temporaries(path: str | os.PathLike) -> int:
     write left one beside the output for ever, as nothing told a killed writer's from a live
     one's. Where there are no locks (Windows, ENOLCK) none is removed, as before. Returns how
     many."""
+    return sum(remove_if_dead(tmp) for tmp in _temporaries_of(Path(path)))
+
+
+def dead_temporaries(path: str | os.PathLike) -> list[Path]:
+    """The temporary files of ``path`` beside it that :func:`remove_dead_temporaries` would
+    remove now (no process holds their lock), for ``engine info`` to name; sorted."""
+    return sorted(Path(tmp) for tmp in _temporaries_of(Path(path)) if _lock_free(tmp))
+
+
+def _temporaries_of(path: Path) -> list[str]:
+    """The temporary files of ``path`` beside it (``.NAME.`` + 8 characters + ``.tmp``: not
+    another file's, ``.NAME.bak.*.tmp``); none where there are no locks to tell a killed
+    write's from a live one's (Windows, where no probe could be made), or no folder to list."""
     if fcntl is None:
-        return 0
-    path = Path(path)
+        return []
     own = re.compile(re.escape(_temp_prefix(path)) + r"[a-z0-9_]{8}" + re.escape(TMP_SUFFIX), re.S)
     try:
         with os.scandir(path.parent) as entries:
-            found = [e.path for e in entries if own.fullmatch(e.name)]
+            return [e.path for e in entries if own.fullmatch(e.name)]
     except OSError:  # no folder yet, or one that cannot be listed: nothing known
-        return 0
-    return sum(remove_if_dead(tmp) for tmp in found)
+        return []
+
+
+def _lock_free(tmp: str) -> bool:
+    """Whether the regular file ``tmp`` is there and no process holds its lock (a probe taken
+    and dropped at once, as :func:`remove_if_dead` takes it); False where that is not known."""
+    try:
+        fd = os.open(tmp, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return True
+    except OSError:  # held (BlockingIOError), or no locks here
+        return False
+    finally:
+        os.close(fd)
 
 
 def remove_if_dead(tmp: str | os.PathLike, unknown: bool = False) -> bool:

@@ -827,7 +827,7 @@ def test_a_killed_write_s_temporary_file_is_removed_by_the_next_write_of_its_fil
     ``.NAME.*.tmp`` beside it for ever: nothing told a killed writer's from a live one's. A
     writer holds a lock on its temporary file until it is in place; the next write of the file
     removes the temporaries whose lock is free, not a live write's (held), nor another file's."""
-    from annotations.fileio import is_temporary, remove_dead_temporaries
+    from annotations.fileio import dead_temporaries, is_temporary, remove_dead_temporaries
     from tests.loop_helpers import run_killed
 
     path = tmp_path / "c.json"
@@ -839,6 +839,7 @@ def test_a_killed_write_s_temporary_file_is_removed_by_the_next_write_of_its_fil
     (tmp_path / ".c.json.abcdefgh.tmp").mkdir()  # not a file: left
     with atomic_file(path) as f:  # a live write of c.json: its temporary is held
         f.write(b"new")
+        assert dead_temporaries(path) == [p for p in dead if ".bak." not in p.name]
         assert remove_dead_temporaries(path) == 1  # the killed write's only
         live = {p.name for p in tmp_path.iterdir()} - {"c.json", ".c.json.abcdefgh.tmp"}
         assert len(live) == 2 and all(n.startswith(".c.json.") for n in live)

@@ -745,6 +745,32 @@ def test_a_compare_rerun_killed_among_its_files_leaves_no_record_of_another_run(
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".c.")]
 
 
+def test_a_compare_rerun_killed_as_it_finished_names_the_earlier_record_it_left(tmp_path):
+    """``kill -9`` of a compare rerun once its new record was in, before it removed the earlier
+    one it had set aside: ``.c.json.earlier`` stayed beside the finished record until the next
+    compare into that path, and nothing said so (no single step puts one in and removes the
+    other). ``engine info c.json`` reads the new record (exit 0) and ends with a note naming it
+    and what removes it; the same command run again removes it."""
+    from tests.loop_helpers import KILLED_UNLINKING, run_killed
+
+    gt_dir, a_dir, b_dir, tax, *_ = _compare_data(tmp_path)
+    js, aside = tmp_path / "c.json", tmp_path / ".c.json.earlier"
+    args = ["compare", "--class", "Bicycle", "--gt", str(gt_dir), "--taxonomy", str(tax),
+            f"--source=a={a_dir}", "--json", str(js), "--markdown", str(tmp_path / "c.md"),
+            "--no-progress"]  # fmt: skip
+    assert runner.invoke(app, args).exit_code == 0
+    run_killed(KILLED_UNLINKING, ".c.json.earlier", "1", *args)
+    assert js.is_file() and aside.is_file()
+    res = runner.invoke(app, ["info", str(js)], env={"COLUMNS": "400"})
+    assert res.exit_code == 0, res.output
+    assert " ".join(res.output.split()).endswith(
+        "note: 1 file beside it left by writes killed as they wrote it, e.g. .c.json.earlier: "
+        "the command that wrote c.json, run again, removes them"
+    )
+    assert runner.invoke(app, args).exit_code == 0 and not aside.exists()
+    assert "note:" not in runner.invoke(app, ["info", str(js)]).output
+
+
 def test_a_compare_rerun_failing_before_its_files_puts_the_earlier_record_back(
     tmp_path, monkeypatch
 ):
