@@ -45,11 +45,6 @@ from typing import Any
 
 import yaml
 
-try:  # flock: a live write's temporary file told from a killed one's (_locked_as_writers)
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
-
 log = logging.getLogger(__name__)
 
 TMP_SUFFIX = ".tmp"
@@ -292,7 +287,7 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Any]:
         # its lock on a second descriptor, kept past the close (which reports a network file
         # system's deferred write errors) until the rename; none on Windows, which renames no
         # open file (and has no flock)
-        held = os.dup(fd) if fcntl is not None else None
+        held = os.dup(fd) if _fcntl() is not None else None
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
@@ -354,7 +349,7 @@ def _locked_as_writers(fd: int) -> bool:
     such a removal took the file between its creation and this lock (it holds the lock, or has
     removed the file): the writer makes another. True where there are no locks (Windows, a
     file system refusing them, ENOLCK): the file is written unlocked, and no removal takes it."""
-    if fcntl is None:
+    if (fcntl := _fcntl()) is None:
         return True
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -363,6 +358,15 @@ def _locked_as_writers(fd: int) -> bool:
     except OSError:
         return True
     return os.fstat(fd).st_nlink > 0
+
+
+def _fcntl() -> Any:
+    """The ``fcntl`` module (``flock``), or None where it does not exist (Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    return fcntl
 
 
 # What ``fsync`` fails with on a file system that has no such call, rather than a disk that
@@ -538,7 +542,7 @@ def _temporaries_of(path: Path) -> list[str]:
     """The temporary files of ``path`` beside it (``.NAME.`` + 8 characters + ``.tmp``: not
     another file's, ``.NAME.bak.*.tmp``); none where there are no locks to tell a killed
     write's from a live one's (Windows, where no probe could be made), or no folder to list."""
-    if fcntl is None:
+    if _fcntl() is None:
         return []
     own = re.compile(re.escape(_temp_prefix(path)) + r"[a-z0-9_]{8}" + re.escape(TMP_SUFFIX), re.S)
     try:
@@ -551,6 +555,8 @@ def _temporaries_of(path: Path) -> list[str]:
 def _lock_free(tmp: str) -> bool:
     """Whether the regular file ``tmp`` is there and no process holds its lock (a probe taken
     and dropped at once, as :func:`remove_if_dead` takes it); False where that is not known."""
+    import fcntl  # only called where it exists (_temporaries_of)
+
     try:
         fd = os.open(tmp, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
@@ -574,7 +580,7 @@ def remove_if_dead(tmp: str | os.PathLike, unknown: bool = False) -> bool:
     readable, a link or not a file, a file system refusing locks), as a run holding its
     folder's lock did before the fifty-eighth round (:func:`engine.runlock.remove_temporaries`);
     a single file's next write leaves it (:func:`remove_dead_temporaries`)."""
-    if fcntl is None:  # Windows: no lock to probe
+    if (fcntl := _fcntl()) is None:  # Windows: no lock to probe
         return unknown and _removed(tmp)
     try:
         fd = os.open(tmp, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -585,14 +591,14 @@ def remove_if_dead(tmp: str | os.PathLike, unknown: bool = False) -> bool:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return unknown and _removed(tmp)
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        if not same_file(fd, tmp):  # renamed into place before it was locked: the output
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:  # its writer lives
             return False
-        return _removed(tmp)
-    except BlockingIOError:  # its writer lives
-        return False
-    except OSError:  # no locks here (ENOLCK)
-        return unknown and _removed(tmp)
+        except OSError:  # no locks here (ENOLCK)
+            return unknown and _removed(tmp)
+        # not where it was renamed into place before it was locked: the output now
+        return same_file(fd, tmp) and _removed(tmp)
     finally:
         os.close(fd)  # releases the probe's lock
 

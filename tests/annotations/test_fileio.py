@@ -878,14 +878,14 @@ def test_temporary_files_stay_where_the_file_system_takes_no_lock(tmp_path, monk
     """ENOLCK (NFS without a lock daemon): writes go on unlocked, and no temporary file is
     removed, as nothing tells a killed write's from a live one's (as before)."""
     import errno
+    import fcntl
 
-    import annotations.fileio as fileio
     from annotations.fileio import remove_dead_temporaries
 
     def no_locks(fd, op):
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr(fileio.fcntl, "flock", no_locks)
+    monkeypatch.setattr(fcntl, "flock", no_locks)
     (tmp_path / ".c.json.abcdefgh.tmp").write_bytes(b"half")
     atomic_write_bytes(tmp_path / "c.json", b"data")
     assert remove_dead_temporaries(tmp_path / "c.json") == 0
