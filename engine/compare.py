@@ -699,7 +699,8 @@ def compare(cfg: CompareConfig) -> CompareReport:
         if json_out is not None:
             with folders_removed_on_failure(json_out):
                 atomic_write_json(json_out, report.to_json(cfg))
-            earlier_record(json_out).unlink(missing_ok=True)  # a killed rerun's, set aside
+            # a killed rerun's, set aside: removed by a run without figures too (none set aside)
+            earlier_record(json_out).unlink(missing_ok=True)
     return report
 
 
