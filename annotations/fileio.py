@@ -277,11 +277,17 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Any]:
     """A binary file to write ``path``'s content into (its folder exists): a temporary file in
     the same folder (:func:`_new_temporary`: the permissions ``open()`` gives a new file there),
     flushed to disk and renamed onto ``path`` when the block ends; removed, ``path`` untouched,
-    when the block raises (Ctrl-C included)."""
+    when the block raises (Ctrl-C included). The temporary file stays locked (``flock``) until
+    it is renamed: a process killed meanwhile leaves it unlocked, which tells a later write of
+    ``path`` that it may remove it (:func:`remove_dead_temporaries`)."""
     path = Path(path)
-    tmp = None
+    tmp = held = None
     try:  # created inside: a Ctrl-C just after it must not leave the temp file either
         fd, tmp = _new_temporary(path)
+        # its lock on a second descriptor, kept past the close (which reports a network file
+        # system's deferred write errors) until the rename; none on Windows, which renames no
+        # open file (and has no flock)
+        held = os.dup(fd) if _fcntl() is not None else None
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
@@ -294,6 +300,9 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Any]:
         if isinstance(e, OSError) and (e.filename is None or _is_temporary(e.filename, path)):
             raise naming(e, path) from None
         raise
+    finally:
+        if held is not None:
+            os.close(held)  # releases the lock
 
 
 # How :func:`_new_temporary` opens a file: created, never one already there nor through a link
@@ -316,15 +325,48 @@ def _new_temporary(path: Path) -> tuple[int, str]:
     the fifty-fourth round each output was then set to 0666 less the umask (:func:`set_mode`),
     so under such an ACL a folder kept from others got outputs every user could read (0644
     where ``open()`` gives 0660), and in a team's folder outputs without the group write its
-    ACL gives (0644 for 0664)."""
+    ACL gives (0644 for 0664). Locked as its writer's (:func:`_locked_as_writers`)."""
     prefix = _temp_prefix(path)
     for _ in range(tempfile.TMP_MAX):
         name = os.path.join(path.parent, f"{prefix}{secrets.token_hex(4)}{TMP_SUFFIX}")
         try:
-            return os.open(name, _NEW_FILE, 0o666), name
+            fd = os.open(name, _NEW_FILE, 0o666)
         except FileExistsError:
             continue
+        if _locked_as_writers(fd):
+            return fd, name
+        os.close(fd)  # taken for a killed writer's by a removal: it goes, another name is made
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
     raise FileExistsError(errno.EEXIST, "no temporary file name left", str(path))
+
+
+def _locked_as_writers(fd: int) -> bool:
+    """Take an exclusive ``flock`` on the new temporary file ``fd``, which its writer holds
+    until the file is renamed into place or removed (:func:`atomic_file`): while it is held the
+    file is a live write's, and once its process is gone (killed) the lock is free, which
+    :func:`remove_dead_temporaries` reads as a temporary file no one will finish. False where
+    such a removal took the file between its creation and this lock (it holds the lock, or has
+    removed the file): the writer makes another. True where there are no locks (Windows, a
+    file system refusing them, ENOLCK): the file is written unlocked, and no removal takes it."""
+    if (fcntl := _fcntl()) is None:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    return os.fstat(fd).st_nlink > 0
+
+
+def _fcntl() -> Any:
+    """The ``fcntl`` module (``flock``), or None where it does not exist (Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    return fcntl
 
 
 # What ``fsync`` fails with on a file system that has no such call, rather than a disk that
@@ -476,6 +518,98 @@ TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}" + re.escape(TMP_SUFFIX), re.S)  # a
 def is_temporary(name: str) -> bool:
     """Whether the file name ``name`` is one of :func:`atomic_file`'s temporary files."""
     return TEMPORARY.fullmatch(name) is not None
+
+
+def remove_dead_temporaries(path: str | os.PathLike) -> int:
+    """Remove the temporary files of ``path`` (``.NAME.*.tmp`` beside it, :func:`is_temporary`)
+    that writes killed while writing it left: those whose lock no process holds
+    (:func:`_locked_as_writers`); a live write's is left to it. For the outputs of one file that
+    no run lock guards (``engine compare --json``, ``--markdown``, ``--plot``, ``evaluate
+    --json``, ``info --plot``, ``annotate pick``'s list): before, each ``kill -9`` during such a
+    write left one beside the output for ever, as nothing told a killed writer's from a live
+    one's. Where there are no locks (Windows, ENOLCK) none is removed, as before. Returns how
+    many."""
+    return sum(remove_if_dead(tmp) for tmp in _temporaries_of(Path(path)))
+
+
+def dead_temporaries(path: str | os.PathLike) -> list[Path]:
+    """The temporary files of ``path`` beside it that :func:`remove_dead_temporaries` would
+    remove now (no process holds their lock), for ``engine info`` to name; sorted."""
+    return sorted(Path(tmp) for tmp in _temporaries_of(Path(path)) if _lock_free(tmp))
+
+
+def _temporaries_of(path: Path) -> list[str]:
+    """The temporary files of ``path`` beside it (``.NAME.`` + 8 characters + ``.tmp``: not
+    another file's, ``.NAME.bak.*.tmp``); none where there are no locks to tell a killed
+    write's from a live one's (Windows, where no probe could be made), or no folder to list."""
+    if _fcntl() is None:
+        return []
+    own = re.compile(re.escape(_temp_prefix(path)) + r"[a-z0-9_]{8}" + re.escape(TMP_SUFFIX), re.S)
+    try:
+        with os.scandir(path.parent) as entries:
+            return [e.path for e in entries if own.fullmatch(e.name)]
+    except OSError:  # no folder yet, or one that cannot be listed: nothing known
+        return []
+
+
+def _lock_free(tmp: str) -> bool:
+    """Whether the regular file ``tmp`` is there and no process holds its lock (a probe taken
+    and dropped at once, as :func:`remove_if_dead` takes it); False where that is not known."""
+    import fcntl  # only called where it exists (_temporaries_of)
+
+    try:
+        fd = os.open(tmp, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return True
+    except OSError:  # held (BlockingIOError), or no locks here
+        return False
+    finally:
+        os.close(fd)
+
+
+def remove_if_dead(tmp: str | os.PathLike, unknown: bool = False) -> bool:
+    """Remove the temporary file ``tmp`` unless a process holds its lock (its writer lives:
+    :func:`_locked_as_writers`); whether it did. The probe's shared lock is held through the
+    removal: a writer that made the file just now and locks it after finds it gone, or held,
+    and makes another. ``unknown``: whether to remove one whose lock cannot be probed (not
+    readable, a link or not a file, a file system refusing locks), as a run holding its
+    folder's lock did before the fifty-eighth round (:func:`engine.runlock.remove_temporaries`);
+    a single file's next write leaves it (:func:`remove_dead_temporaries`)."""
+    if (fcntl := _fcntl()) is None:  # Windows: no lock to probe
+        return unknown and _removed(tmp)
+    try:
+        fd = os.open(tmp, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:  # gone meanwhile (renamed into place)
+        return False
+    except OSError:  # a link, not readable
+        return unknown and _removed(tmp)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return unknown and _removed(tmp)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:  # its writer lives
+            return False
+        except OSError:  # no locks here (ENOLCK)
+            return unknown and _removed(tmp)
+        # not where it was renamed into place before it was locked: the output now
+        return same_file(fd, tmp) and _removed(tmp)
+    finally:
+        os.close(fd)  # releases the probe's lock
+
+
+def _removed(path: str | os.PathLike) -> bool:
+    """Remove ``path``; whether it was there to remove."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 STAGING = re.compile(r"\..+\.new-[a-z0-9_]{8}", re.S)  # mkdtemp(prefix=PREFIX + "new-")

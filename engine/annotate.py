@@ -1554,32 +1554,35 @@ def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
     with folders_removed_on_failure(out):  # a full disk: no new, empty folder left behind
         atomic_write_text(out, "".join(f"{p.stem}\n" for p in picks))
     by_stem = {s.stem: s for s in stats}
-    atomic_write_json(
-        out.with_suffix(".json"),
-        {
-            # out as written (None stood for the default, RUN/pick-<split>.txt), and which run:
-            # its folder resolved and run.json's digest, as fuse.json records its runs
-            "config": {k: v for k, v in asdict(cfg).items() if k != "progress"} | {"out": str(out)},
-            "run_resolved": str(run.root.resolve()),
-            "run_json_sha256": run.info.sha256,
-            "class_name": class_name,
-            "backend": backend,
-            "picks": [
-                {
-                    "stem": p.stem,
-                    "reason": p.reason,
-                    "confidence": None
-                    if math.isnan(by_stem[p.stem].confidence)
-                    else round(by_stem[p.stem].confidence, 4),
-                    "confidence_from": by_stem[p.stem].confidence_from or None,
-                    "num_instances": by_stem[p.stem].num_instances,
-                    "num_tiny": by_stem[p.stem].num_tiny,
-                }
-                for p in picks
-            ],
-            "environment": environment(torch_used=False),
-        },
-    )
+    record = out.with_suffix(".json")
+    with folders_removed_on_failure(record):  # and the temporaries of its killed writes
+        atomic_write_json(
+            record,
+            {
+                # out as written (None stood for the default, RUN/pick-<split>.txt), and which run:
+                # its folder resolved and run.json's digest, as fuse.json records its runs
+                "config": {k: v for k, v in asdict(cfg).items() if k != "progress"}
+                | {"out": str(out)},
+                "run_resolved": str(run.root.resolve()),
+                "run_json_sha256": run.info.sha256,
+                "class_name": class_name,
+                "backend": backend,
+                "picks": [
+                    {
+                        "stem": p.stem,
+                        "reason": p.reason,
+                        "confidence": None
+                        if math.isnan(by_stem[p.stem].confidence)
+                        else round(by_stem[p.stem].confidence, 4),
+                        "confidence_from": by_stem[p.stem].confidence_from or None,
+                        "num_instances": by_stem[p.stem].num_instances,
+                        "num_tiny": by_stem[p.stem].num_tiny,
+                    }
+                    for p in picks
+                ],
+                "environment": environment(torch_used=False),
+            },
+        )
     return picks, out
 
 

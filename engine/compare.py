@@ -14,9 +14,9 @@ dataset's root or spec with ``split``: that split's label maps, as ``engine eval
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -88,7 +88,11 @@ from engine.outputs import (
 )
 from engine.parallel import in_process_workers, map_every_item
 from engine.runinfo import config_hash, environment
-from engine.runlock import check_not_being_written, folders_removed_on_failure
+from engine.runlock import (
+    check_not_being_written,
+    folders_removed_on_failure,
+    record_set_aside,
+)
 from engine.text import METRICS, counted, format_score, joined, md_cell, md_text, score_cells
 
 log = logging.getLogger(__name__)
@@ -674,21 +678,29 @@ def compare(cfg: CompareConfig) -> CompareReport:
         log.warning(warning)
     # the record last, the earlier one set aside before the first new file goes in: a rerun
     # killed after its record left the earlier run's Markdown and chart beside it, which
-    # engine info read as one comparison (exit 0); now no record until all are written
-    has_figures = cfg.markdown_out is not None or cfg.plot_out is not None
-    if cfg.json_out is not None and has_figures and Path(cfg.json_out).is_file():
-        os.replace(cfg.json_out, earlier_record(cfg.json_out))
-    # a write that fails (a full disk) leaves no new, empty folder made for its file behind
-    if cfg.markdown_out is not None:
-        with folders_removed_on_failure(cfg.markdown_out):
-            atomic_write_text(cfg.markdown_out, report.to_markdown())
-    if cfg.plot_out is not None:
-        with folders_removed_on_failure(cfg.plot_out):
-            write_plot(report, cfg.plot_out)
-    if cfg.json_out is not None:
-        with folders_removed_on_failure(cfg.json_out):
-            atomic_write_json(cfg.json_out, report.to_json(cfg))
-        earlier_record(cfg.json_out).unlink(missing_ok=True)
+    # engine info read as one comparison (exit 0); now no record until all are written. The
+    # set-aside is report's and review's (record_set_aside), watching the two files: one that
+    # fails before changing either (no matplotlib for --plot, a full disk) puts it back
+    # (before the fifty-eighth round it stayed aside, read as a comparison not finished)
+    figures = tuple(Path(p) for p in (cfg.markdown_out, cfg.plot_out) if p is not None)
+    json_out = Path(cfg.json_out) if cfg.json_out is not None else None
+    with (
+        record_set_aside(json_out.parent, json_out.name, figures)
+        if json_out is not None and figures
+        else contextlib.nullcontext()
+    ):
+        # a write that fails (a full disk) leaves no new, empty folder made for its file behind
+        if cfg.markdown_out is not None:
+            with folders_removed_on_failure(cfg.markdown_out):
+                atomic_write_text(cfg.markdown_out, report.to_markdown())
+        if cfg.plot_out is not None:
+            with folders_removed_on_failure(cfg.plot_out):
+                write_plot(report, cfg.plot_out)
+        if json_out is not None:
+            with folders_removed_on_failure(json_out):
+                atomic_write_json(json_out, report.to_json(cfg))
+            # a killed rerun's, set aside: removed by a run without figures too (none set aside)
+            earlier_record(json_out).unlink(missing_ok=True)
     return report
 
 

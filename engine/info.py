@@ -2074,10 +2074,13 @@ def leftover_note(folder: str | os.PathLike) -> str | None:
     ``folder`` (:func:`engine.runlock.temporaries`), for ``engine info`` to end with; None when
     there are none, or while a process writes the folder (its own are live). Harmless, and
     removed by the next run of the command that writes the folder: not a problem (exit code
-    unchanged)."""
+    unchanged). Of a single file given (``engine compare --json`` record), what its killed
+    writes left beside it (:func:`_left_beside`)."""
     from engine.runlock import temporaries
 
     folder = Path(folder)
+    if folder.is_file():
+        return _left_beside(folder)
     if not folder.is_dir() or writer(folder) is not None:
         return None
     found = temporaries(folder)
@@ -2105,6 +2108,28 @@ def leftover_note(folder: str | os.PathLike) -> str | None:
     return (
         f"note: {counted(len(found), 'temporary file')} ({size / 1e6:.1f} MB) left by runs killed "
         f"while writing, e.g. {found[0]}: {after}"
+    )
+
+
+def _left_beside(path: Path) -> str | None:
+    """:func:`leftover_note` of the single file ``path``, which no run lock guards (an ``engine
+    compare --json`` or ``evaluate --json`` record): the temporary files its writes killed
+    mid-write left (no process holds their lock: :func:`annotations.fileio.dead_temporaries`)
+    and the earlier compare record a rerun killed as it finished left set aside, its new record
+    in (:func:`engine.outputs.earlier_record`; no single step puts one in and removes the
+    other). The command that wrote ``path``, run again, removes them; before the fifty-eighth
+    round nothing said they were there, nor which were left (the temporaries stayed for ever)."""
+    from annotations.fileio import dead_temporaries
+    from engine.outputs import earlier_record
+
+    left = dead_temporaries(path)
+    if (aside := earlier_record(path)).is_file():  # path is there: its rerun put it in
+        left.insert(0, aside)
+    if not left:
+        return None
+    return (
+        f"note: {counted(len(left), 'file')} beside it left by writes killed as they wrote it, "
+        f"e.g. {left[0].name}: the command that wrote {path.name}, run again, removes them"
     )
 
 

@@ -564,8 +564,9 @@ def wrote_nothing(folder: Path) -> bool:
 
 
 def remove_temporaries(folder: Path, own: str = LOCK_NAME) -> int:
-    """Remove :func:`temporaries` of ``folder``, whose lock file ``own`` this process holds,
-    unless a lock file of another name there is held (another shard of a label run, or the run
+    """Remove :func:`temporaries` of ``folder``, whose lock file ``own`` this process holds, but
+    those a live write holds (:func:`annotations.fileio.remove_if_dead`), and none while a
+    lock file of another name there is held (another shard of a label run, or the run
     beside a shard, writing it too: its temporaries are live): each run killed mid-write left
     one per file it was writing, and no rerun removed them (a 13K-image run killed and resumed
     again and again piled them up). A shard removes them too while no other shard runs: before
@@ -575,13 +576,14 @@ def remove_temporaries(folder: Path, own: str = LOCK_NAME) -> int:
     lock, before it writes: a shard whose lock was taken after the check above waits (up to
     :data:`annotations.fileio.FOLDER_LOCK_WAIT_S`, past which the holder is taken for another
     program's). Returns how many."""
+    from annotations.fileio import remove_if_dead
+
     if others_writing(folder, own):
         return 0
-    removed = 0
-    for path in temporaries(folder):
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-            removed += 1
+    # not one a live write holds (its writer's lock: annotations.fileio.atomic_file), as of
+    # engine compare --json or evaluate --json into a run's folder: before the fifty-eighth
+    # round such a file being written as the run started there was removed under it
+    removed = sum(remove_if_dead(path, unknown=True) for path in temporaries(folder))
     if removed:
         log.info("%s: removed %d temporary files of a run killed while writing", folder, removed)
     return removed
@@ -648,14 +650,20 @@ def missing_folders(folder: Path) -> list[Path]:
 def folders_removed_on_failure(file: str | os.PathLike) -> Iterator[None]:
     """For a command writing one file (``--json F``, ``--plot F``, ``annotate pick --out F``):
     the parent folders the write makes for ``file`` (:func:`missing_folders`) are removed again
-    when the block fails (a full disk at the first write left a new, empty folder behind). A
+    when the block fails (a full disk at the first write left a new, empty folder behind); the
+    temporary files that writes of ``file`` killed mid-write left beside it are removed first
+    (:func:`annotations.fileio.remove_dead_temporaries`: no run lock guards such a file, and
+    before the fifty-eighth round no rerun removed them). A
     new ``file`` refused by a folder that takes no new file (no write permission) names that
     folder (:func:`_folder_refusing`): before the fifty-fourth round ``pick --out F`` said
     ``--out F: the folder cannot be created: FOLDER takes no new folders`` of a file in a folder
     that was there.
     Only empty ones go (rmdir); not in ``atomic_write_bytes``, whose writer threads share
     folders (one thread's rmdir would race another's file going in)."""
+    from annotations.fileio import remove_dead_temporaries
+
     created = missing_folders(Path(file).parent)
+    remove_dead_temporaries(file)
     try:
         yield
     except BaseException as e:
@@ -685,7 +693,9 @@ def set_aside_as(record: str) -> str:
 
 
 @contextlib.contextmanager
-def record_set_aside(folder: str | os.PathLike, record: str) -> Iterator[None]:
+def record_set_aside(
+    folder: str | os.PathLike, record: str, files: tuple[str | os.PathLike, ...] | None = None
+) -> Iterator[None]:
     """For a command that writes its ``record`` last, after files an earlier run's record lists
     (``engine report``'s ``report.json`` after its chart, overlays and ``report.md``;
     ``engine review``'s ``review.json`` after its thumbnails): entered just before the first of
@@ -699,14 +709,17 @@ def record_set_aside(folder: str | os.PathLike, record: str) -> Iterator[None]:
     finished". One that changed a file leaves it aside (the folder is no longer that run's),
     and so does one that found it aside already (a killed rerun's: the folder holds its files).
     ``engine demo`` sets its ``report/summary.json`` aside as it takes its folder (its stages
-    rewrite the reports the summary sums up)."""
+    rewrite the reports the summary sums up). ``files``: the files the block writes, where they
+    are single files among other things rather than a folder of their own (``engine compare``'s
+    ``--markdown`` and ``--plot`` beside its ``--json`` record): those alone tell whether it
+    changed one; by default every file under ``folder`` does."""
     folder = Path(folder)
     path = folder / record  # in a subfolder too: a demo's report/summary.json
     aside = path.with_name(earlier_name(path.name))
     skip = (os.path.relpath(path, folder), os.path.relpath(aside, folder))
     # listed before the record moves: Ctrl-C while a large folder is listed (thousands of
     # thumbnails, a network share) left it aside, a finished output read as not finished
-    before = _files(folder, skip) if path.is_file() else None
+    before = _files(folder, skip, files) if path.is_file() else None
     moved = False
     try:
         if before is not None:
@@ -717,29 +730,37 @@ def record_set_aside(folder: str | os.PathLike, record: str) -> Iterator[None]:
         with contextlib.suppress(OSError):
             if path.exists():
                 aside.unlink(missing_ok=True)
-            elif moved and _files(folder, skip) == before:
+            elif moved and _files(folder, skip, files) == before:
                 os.replace(aside, path)
 
 
-def _files(folder: Path, skip: tuple[str, ...]) -> dict[str, tuple[int, int, int]]:
-    """Each file under ``folder`` (relative path: size, modification time, inode number), for
-    :func:`record_set_aside` to tell whether a run changed one: not its lock files, the
-    temporary files of atomic writes (a failed write removes its own), nor ``skip`` (the
-    record and its set-aside name, relative paths); not in hidden folders (:func:`temporaries`'
-    rule). The inode tells a file an atomic write replaced within one tick of a coarse clock
+def _files(
+    folder: Path, skip: tuple[str, ...], files: tuple[str | os.PathLike, ...] | None = None
+) -> dict[str, tuple[int, int, int]]:
+    """Each file under ``folder`` (relative path), or each of ``files`` that is there (as
+    given), with its size, modification time and inode number, for :func:`record_set_aside`
+    to tell whether a run changed one: not its lock files, the temporary files of atomic
+    writes (a failed write removes its own), nor ``skip`` (the record and its set-aside name,
+    relative paths); not in hidden folders (:func:`temporaries`' rule). The inode tells a file an atomic write replaced within one tick of a coarse clock
     (FAT: 2 s), the same size: before, read as unchanged, and the earlier record put back."""
     from annotations.fileio import is_temporary
 
+    listed = []  # (key, path)
+    if files is not None:  # as given: another folder's (another drive's) have no relative path
+        listed = [(os.fspath(f), os.fspath(f)) for f in files]
+    else:
+        for here, names in _walk(folder):
+            for name in names:
+                if not name.startswith(LOCK_NAME) and not is_temporary(name):
+                    full = os.path.join(here, name)
+                    listed.append((os.path.relpath(full, folder), full))
     found = {}
-    for here, files in _walk(folder):
-        for name in files:
-            full = os.path.join(here, name)
-            rel = os.path.relpath(full, folder)
-            if rel in skip or name.startswith(LOCK_NAME) or is_temporary(name):
-                continue
-            with contextlib.suppress(OSError):  # removed meanwhile
-                st = os.lstat(full)
-                found[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
+    for rel, full in listed:
+        if rel in skip:
+            continue
+        with contextlib.suppress(OSError):  # removed meanwhile (or not there)
+            st = os.lstat(full)
+            found[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
     return found
 
 

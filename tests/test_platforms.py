@@ -83,6 +83,19 @@ def test_a_log_is_appended_to_without_fcntl(tmp_path, no_fcntl) -> None:
     assert read_jsonl(log) == [{"a": 1}, {"a": 3}]
 
 
+def test_a_single_file_s_leftover_temporaries_stay_without_fcntl(tmp_path, no_fcntl) -> None:
+    """No lock tells a killed write's temporary file from a live one's: the next write of the
+    file (``compare --json``) leaves them, and writes go on unlocked."""
+    from annotations.fileio import atomic_write_bytes, dead_temporaries, remove_dead_temporaries
+
+    left = tmp_path / ".c.json.abcd1234.tmp"
+    left.write_bytes(b"half")
+    out = tmp_path / "c.json"
+    atomic_write_bytes(out, b"{}")
+    assert remove_dead_temporaries(out) == 0 and not dead_temporaries(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [left.name, "c.json"]
+
+
 def test_a_default_out_windows_cannot_make_is_refused_naming_the_class(monkeypatch) -> None:
     """``--class 'Car: sedan'`` (or ``Aux``) without ``--out``: runs/label/car: sedan is no
     folder name on Windows (``:`` names an NTFS stream; ``aux`` is a device). Refused there in

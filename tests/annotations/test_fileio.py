@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -804,6 +805,91 @@ def test_a_temporary_file_of_a_name_with_a_newline_is_one():
 
     assert is_temporary(".a\nb.png.pw4p35rf.tmp") and is_temporary(".ab.png.abcdefgh.tmp")
     assert not is_temporary("a\nb.png") and not is_temporary(".a\nb.png.tmp")
+
+
+# ``python -c KILLED_WRITING PATH``: killed (SIGKILL) while it writes PATH, its temporary file
+# half written beside it
+KILLED_WRITING = """
+import os, signal, sys
+from annotations.fileio import atomic_file
+with atomic_file(sys.argv[1]) as f:
+    f.write(b"half")
+    f.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_killed_write_s_temporary_file_is_removed_by_the_next_write_of_its_file_not_a_live_one(
+    tmp_path,
+):
+    """``kill -9`` while writing a file no run lock guards (``compare --json``) left its
+    ``.NAME.*.tmp`` beside it for ever: nothing told a killed writer's from a live one's. A
+    writer holds a lock on its temporary file until it is in place; the next write of the file
+    removes the temporaries whose lock is free, not a live write's (held), nor another file's."""
+    from annotations.fileio import dead_temporaries, is_temporary, remove_dead_temporaries
+    from tests.loop_helpers import run_killed
+
+    path = tmp_path / "c.json"
+    atomic_write_bytes(path, b"earlier")
+    run_killed(KILLED_WRITING, str(path))
+    run_killed(KILLED_WRITING, str(tmp_path / "c.json.bak"))  # another file's: not c.json's
+    dead = [p for p in tmp_path.iterdir() if p.name.startswith(".c.json.")]
+    assert len(dead) == 2 and all(is_temporary(p.name) for p in dead)
+    (tmp_path / ".c.json.abcdefgh.tmp").mkdir()  # not a file: left
+    with atomic_file(path) as f:  # a live write of c.json: its temporary is held
+        f.write(b"new")
+        assert dead_temporaries(path) == [p for p in dead if ".bak." not in p.name]
+        assert remove_dead_temporaries(path) == 1  # the killed write's only
+        live = {p.name for p in tmp_path.iterdir()} - {"c.json", ".c.json.abcdefgh.tmp"}
+        assert len(live) == 2 and all(n.startswith(".c.json.") for n in live)
+        assert [p for p in dead if p.exists()] == [p for p in dead if ".bak." in p.name]
+    assert path.read_bytes() == b"new"  # the live write went on
+    assert remove_dead_temporaries(path) == 0 and remove_dead_temporaries(tmp_path / "x/y") == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["c.json", ".c.json.abcdefgh.tmp", *(p.name for p in dead if ".bak." in p.name)]
+    )
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_temporary_file_taken_for_a_killed_write_s_before_its_lock_is_made_again(
+    tmp_path, monkeypatch
+):
+    """A removal that finds a writer's temporary file between its creation and its lock
+    (free: taken for a killed write's) removes it; the writer makes another and writes on."""
+    import annotations.fileio as fileio
+
+    real, taken = fileio._locked_as_writers, []
+
+    def raced(fd):
+        if not taken:  # a removal between the file's creation and its lock
+            taken.append(os.readlink(f"/proc/self/fd/{fd}"))
+            assert fileio.remove_if_dead(taken[0])
+        return real(fd)
+
+    monkeypatch.setattr(fileio, "_locked_as_writers", raced)
+    atomic_write_bytes(tmp_path / "c.json", b"data")
+    assert (tmp_path / "c.json").read_bytes() == b"data"
+    assert len(taken) == 1 and [p.name for p in tmp_path.iterdir()] == ["c.json"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_temporary_files_stay_where_the_file_system_takes_no_lock(tmp_path, monkeypatch):
+    """ENOLCK (NFS without a lock daemon): writes go on unlocked, and no temporary file is
+    removed, as nothing tells a killed write's from a live one's (as before)."""
+    import errno
+    import fcntl
+
+    from annotations.fileio import remove_dead_temporaries
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    (tmp_path / ".c.json.abcdefgh.tmp").write_bytes(b"half")
+    atomic_write_bytes(tmp_path / "c.json", b"data")
+    assert remove_dead_temporaries(tmp_path / "c.json") == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".c.json.abcdefgh.tmp", "c.json"]
 
 
 def test_a_file_or_folder_inside_a_run_or_subset_names_the_folder_to_give(tmp_path):

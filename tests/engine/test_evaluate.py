@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -738,6 +740,93 @@ def test_a_compare_rerun_killed_among_its_files_leaves_no_record_of_another_run(
     assert got["sources"] == want["sources"] and [s["name"] for s in got["sources"]] == ["b", "a"]
     assert not (tmp_path / ".c.json.earlier").exists()  # removed once the new record is in
     assert runner.invoke(app, ["info", str(js)]).exit_code == 0
+    # the chart's temporary file the kill left is removed by the next write of the chart
+    # (before the fifty-eighth round it stayed for ever: no run lock guards these files)
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".c.")]
+
+
+def test_a_compare_rerun_killed_as_it_finished_names_the_earlier_record_it_left(tmp_path):
+    """``kill -9`` of a compare rerun once its new record was in, before it removed the earlier
+    one it had set aside: ``.c.json.earlier`` stayed beside the finished record until the next
+    compare into that path, and nothing said so (no single step puts one in and removes the
+    other). ``engine info c.json`` reads the new record (exit 0) and ends with a note naming it
+    and what removes it; the same command run again removes it."""
+    from tests.loop_helpers import KILLED_UNLINKING, run_killed
+
+    gt_dir, a_dir, b_dir, tax, *_ = _compare_data(tmp_path)
+    js, aside = tmp_path / "c.json", tmp_path / ".c.json.earlier"
+    args = ["compare", "--class", "Bicycle", "--gt", str(gt_dir), "--taxonomy", str(tax),
+            f"--source=a={a_dir}", "--json", str(js), "--markdown", str(tmp_path / "c.md"),
+            "--no-progress"]  # fmt: skip
+    assert runner.invoke(app, args).exit_code == 0
+    run_killed(KILLED_UNLINKING, ".c.json.earlier", "1", *args)
+    assert js.is_file() and aside.is_file()
+    res = runner.invoke(app, ["info", str(js)], env={"COLUMNS": "400"})
+    assert res.exit_code == 0, res.output
+    assert " ".join(res.output.split()).endswith(
+        "note: 1 file beside it left by writes killed as they wrote it, e.g. .c.json.earlier: "
+        "the command that wrote c.json, run again, removes them"
+    )
+    assert runner.invoke(app, args).exit_code == 0 and not aside.exists()
+    assert "note:" not in runner.invoke(app, ["info", str(js)]).output
+
+
+def test_a_compare_rerun_failing_before_its_files_puts_the_earlier_record_back(
+    tmp_path, monkeypatch
+):
+    """``engine compare --json --markdown`` (``--plot``) run again over a finished comparison,
+    failing before it changed either file (the disk full at its Markdown; no matplotlib for its
+    chart): the earlier record stayed set aside, and ``engine info`` said the comparison did not
+    finish (exit 1) of files all of the earlier run. Now it is put back (info reads it, exit 0),
+    as a report's or review's is (one set-aside, ``engine.runlock.record_set_aside``, watching
+    the two files). A rerun that changed the Markdown, then failed, leaves it aside."""
+    import errno
+
+    import annotations.fileio
+    import engine.compare
+
+    gt_dir, a_dir, b_dir, tax, *_ = _compare_data(tmp_path)
+    js, md = tmp_path / "out" / "c.json", tmp_path / "c.md"
+    ab, ba = (("a", a_dir), ("b", b_dir)), (("b", b_dir), ("a", a_dir))
+    cfg = CompareConfig("Bicycle", gt_dir, ab, taxonomy=tax, json_out=js, markdown_out=md,
+                        progress=False)  # fmt: skip
+    compare(cfg)
+    earlier = js.read_bytes()
+
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    def no_matplotlib(report, path):
+        raise RuntimeError("--plot needs matplotlib")
+
+    with monkeypatch.context() as m:
+        m.setattr(annotations.fileio, "atomic_file", full)
+        with pytest.raises(OSError, match="No space left"):
+            compare(replace(cfg, sources=ba))
+    monkeypatch.setattr(engine.compare, "write_plot", no_matplotlib)
+    with pytest.raises(RuntimeError, match="matplotlib"):  # the Markdown as it was: unchanged
+        compare(replace(cfg, plot_out=tmp_path / "c.png"))
+    assert js.read_bytes() == earlier and sorted(os.listdir(js.parent)) == ["c.json"]
+    assert runner.invoke(app, ["info", str(js)]).exit_code == 0
+    with pytest.raises(RuntimeError, match="matplotlib"):  # the Markdown of b, a: changed
+        compare(replace(cfg, sources=ba, plot_out=tmp_path / "c.png"))
+    assert sorted(os.listdir(js.parent)) == [".c.json.earlier"]
+    assert runner.invoke(app, ["info", str(js)]).exit_code == 1
+
+
+def test_a_killed_evaluate_json_s_temporary_file_is_removed_by_the_next_one(tmp_path):
+    """``kill -9`` of ``engine evaluate --json F`` as it put F in left ``.F.*.tmp`` beside it,
+    which no rerun removed (no run lock guards F, and nothing told a killed write's temporary
+    from a live one's); the next ``--json F`` removes it."""
+    from tests.loop_helpers import KILLED_AT, run_killed
+
+    pred, gt = _write(tmp_path, _maps(1, 2))
+    out = tmp_path / "scores" / "s.json"
+    args = ["evaluate", "--pred", str(pred), "--gt", str(gt), "--json", str(out), "--no-progress"]
+    run_killed(KILLED_AT, "s.json", *args)
+    assert [p.name.startswith(".s.json.") for p in out.parent.iterdir()] == [True]
+    assert runner.invoke(app, args).exit_code == 0
+    assert [p.name for p in out.parent.iterdir()] == ["s.json"]
 
 
 def test_a_folder_of_label_map_folders_names_them(tmp_path: Path) -> None:

@@ -820,6 +820,26 @@ def test_a_rerun_removes_the_temporary_files_killed_runs_left(tmp_path: Path) ->
     assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_run_leaves_the_temporary_file_of_a_live_write_in_its_folder(tmp_path: Path) -> None:
+    """``engine compare --json RUN/c.json`` (no run lock) writing as a run of RUN starts: the
+    run removed its temporary file under it as a killed run's, and the write failed. A writer
+    holds a lock on its temporary file: the run leaves a held one, and removes the others."""
+    from annotations.fileio import atomic_file
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    dead = run / ".a.png.abcd1234.tmp"
+    dead.write_bytes(b"x")
+    with atomic_file(run / "c.json") as f:
+        f.write(b"scores")
+        with exclusive(run, "engine label", own=("run.json",)):
+            pass
+        assert not dead.exists() and len(list(run.glob(".c.json.*.tmp"))) == 1
+    assert (run / "c.json").read_bytes() == b"scores"
+
+
 def test_a_rerun_removes_the_temporary_files_of_a_run_killed_before_its_first_file(
     tmp_path: Path,
 ) -> None:
