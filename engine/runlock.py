@@ -145,9 +145,14 @@ def _holder(fd: int) -> str:
 def _open_here(fd: int) -> list[int]:
     """The other processes of this machine (``/proc``) that hold the file open at ``fd`` open:
     those holding its lock, but for one probing it at that instant. Empty where ``/proc``
-    does not show them (macOS, another pid namespace, another user's)."""
+    does not show them (macOS, another pid namespace, another user's). A descriptor is told by
+    its link's text (``/proc/PID/fd/N``: read without touching the file it names), and only
+    one naming the lock file is stat'ed: before, every open file of every process was, and a
+    stat of one on a hung NFS mount blocks (a process of another mount namespace, which names
+    the file otherwise, is not found: as its record says)."""
     try:
         st = os.fstat(fd)
+        named = os.readlink(f"/proc/self/fd/{fd}")
         pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]
     except OSError:
         return []
@@ -156,6 +161,8 @@ def _open_here(fd: int) -> list[int]:
         with contextlib.suppress(OSError):  # ended meanwhile, or another user's
             for entry in os.scandir(f"/proc/{pid}/fd"):
                 with contextlib.suppress(OSError):
+                    if os.readlink(entry.path) != named:  # a socket, a pipe, another file
+                        continue
                     there = os.stat(entry.path)
                     if (there.st_dev, there.st_ino) == (st.st_dev, st.st_ino):
                         found.append(pid)

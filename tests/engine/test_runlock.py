@@ -1159,6 +1159,49 @@ def test_a_rerun_refused_by_a_rank_of_a_killed_run_is_not_told_the_dead_run_hold
         pass
 
 
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds holders in /proc")
+def test_the_processes_holding_a_lock_are_found_by_their_fd_links_not_a_stat_of_every_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``_open_here`` (naming the ranks that hold a killed run's lock) stat'ed every open file
+    of every process it may read: a socket, a pipe, a file on another mount, each one, and an
+    ``os.stat`` of a file on a hung NFS mount blocks (the rerun's refusal would hang with it).
+    It reads each descriptor's link (``/proc/PID/fd/N``, which touches no file system) and
+    stats only those naming the lock file."""
+    from engine.runlock import _open_here
+
+    lock, other = tmp_path / ".lock", tmp_path / "other.txt"
+    lock.write_text("")
+    other.write_text("")
+    holds = "import sys; a, b = open(sys.argv[1]), open(sys.argv[2]); print(1, flush=True); input()"
+    child = subprocess.Popen(
+        [sys.executable, "-c", holds, str(other), str(lock)], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "1\n"
+        stat, statted = os.stat, []
+
+        def spy(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+            statted.append(str(path))
+            return stat(path, *args, **kwargs)
+
+        with monkeypatch.context() as m:
+            m.setattr(os, "stat", spy)
+            found = _open_here(fd)
+        assert found == [child.pid]
+        looked = [p for p in statted if p.startswith("/proc/")]
+        assert len(looked) == 1 and looked[0].startswith(f"/proc/{child.pid}/fd/"), looked
+    finally:
+        os.close(fd)
+        child.kill()
+        child.wait()
+        for pipe in (child.stdin, child.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
 def test_a_failed_run_that_wrote_a_file_or_beside_a_shard_keeps_new_empty_folders(
     tmp_path: Path,
 ) -> None:
