@@ -123,7 +123,9 @@ def _holder(fd: int) -> str:
     seconds of it, :func:`engine.parallel.exit_with_parent`): named by their pids where this
     machine shows them (:func:`_open_here`), as spawned by it. Before, a rerun after the
     parent's SIGKILL was told the folder was in use by the dead parent. Where none shows (a
-    process of another pid namespace, a container sharing the host's name), as its record says."""
+    process of another pid namespace, a container sharing the host's name), or one that shows
+    is the holder itself, numbered by a pid namespace of its own (:func:`_own_pid`), as its
+    record says."""
     info = _record(fd)
     try:
         who = f"{info['command']} (pid {info['pid']} on {info['host']}, since {info['started']})"
@@ -135,11 +137,30 @@ def _holder(fd: int) -> str:
         return who
     if not process_gone(info["pid"]) or not (pids := _open_here(fd)):
         return who
+    if info["pid"] in map(_own_pid, pids):  # the run itself, of a pid namespace of its own
+        return who
     return (
         f"{'process' if len(pids) == 1 else 'processes'} {', '.join(map(str, pids))}, spawned by "
         f"{who} to write it (ranks of engine train --processes: that run has ended, and its "
         "ranks end within seconds of it)"
     )
+
+
+def _own_pid(pid: int) -> int | None:
+    """Process ``pid``'s number in its own pid namespace (the last of ``NSpid`` in
+    ``/proc/PID/status``): the pid it writes in a lock record. A run in a container that shares
+    the host's name (``docker --network host``) records the number its namespace gives it,
+    which on the host may be free, while the host's ``/proc`` shows that run holding its lock:
+    before, a rerun on the host was told that run had ended and its ranks held the folder.
+    None where it cannot be read (ended, another user's, Linux before 4.1)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[-1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _open_here(fd: int) -> list[int]:

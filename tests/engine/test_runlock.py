@@ -1202,6 +1202,60 @@ def test_the_processes_holding_a_lock_are_found_by_their_fd_links_not_a_stat_of_
                 pipe.close()
 
 
+NAMESPACED_HOLDER = (  # a run in a pid namespace of its own (a container), seen from outside
+    "import os, sys\n"
+    "from engine.runlock import exclusive\n"
+    "with exclusive(sys.argv[1], 'engine train'):\n"
+    "    print(os.getpid(), flush=True)\n"
+    "    sys.stdin.read()\n"
+)
+
+
+def test_a_live_run_of_another_pid_namespace_is_not_told_an_ended_run_s_ranks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run in a container that shares the host's name (``docker --network host``) writes its
+    pid as its namespace numbers it; on the host that number may be free, and the host's
+    ``/proc`` shows the container's processes, the run's own among them. A rerun on the host
+    was told "in use by process P, spawned by engine train (pid 1 ...) ...: that run has
+    ended", of a run going on. The process that is the record's pid inside its namespace
+    (``NSpid``) is the run itself: the record's words are kept."""
+    import engine.parallel
+    from engine.runlock import writer
+
+    root = Path(__file__).resolve().parents[2]
+    run = tmp_path / "run"
+    command = ["unshare", "--pid", "--kill-child", sys.executable, "-c", NAMESPACED_HOLDER]
+    try:
+        holder = subprocess.Popen(
+            [*command, str(run)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stderr=subprocess.DEVNULL, cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+        )  # fmt: skip
+    except OSError:
+        pytest.skip("no unshare here")
+    try:
+        assert holder.stdout is not None and holder.stdin is not None
+        pid = holder.stdout.readline().strip()
+        if not pid:
+            pytest.skip("unshare --pid is not permitted here")
+        monkeypatch.setattr(engine.parallel, "process_gone", lambda p: p == int(pid))
+        with pytest.raises(FolderInUse) as e, exclusive(run, "engine train"):
+            pass
+        said = f"{run}: in use by engine train (pid {pid} on {socket.gethostname()}, since "
+        assert str(e.value).startswith(said), str(e.value)
+        assert writer(run) == str(e.value).split("in use by ")[1].split("; two runs")[0]
+    finally:
+        if holder.stdin is not None:
+            holder.stdin.close()
+        try:
+            holder.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            holder.kill()
+            holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+
+
 def test_a_failed_run_that_wrote_a_file_or_beside_a_shard_keeps_new_empty_folders(
     tmp_path: Path,
 ) -> None:
