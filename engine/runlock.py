@@ -164,8 +164,8 @@ def _own_pid(pid: int) -> int | None:
 
 
 def _open_here(fd: int) -> list[int]:
-    """The other processes of this machine (``/proc``) that hold the file open at ``fd`` open:
-    those holding its lock, but for one probing it at that instant. Empty where ``/proc``
+    """The other processes of this machine (``/proc``) that hold the lock on the file open at
+    ``fd`` (:func:`_locks`), through a descriptor of that file. Empty where ``/proc``
     does not show them (macOS, another pid namespace, another user's). A descriptor is told by
     its link's text (``/proc/PID/fd/N``: read without touching the file it names), and only
     one naming the lock file is stat'ed: before, every open file of every process was, and a
@@ -185,10 +185,21 @@ def _open_here(fd: int) -> list[int]:
                     if os.readlink(entry.path) != named:  # a socket, a pipe, another file
                         continue
                     there = os.stat(entry.path)
-                    if (there.st_dev, there.st_ino) == (st.st_dev, st.st_ino):
+                    if (there.st_dev, there.st_ino) == (st.st_dev, st.st_ino) and _locks(
+                        pid, entry.name
+                    ):
                         found.append(pid)
                         break
     return found
+
+
+def _locks(pid: int, fd: str) -> bool:
+    """Whether descriptor ``fd`` of process ``pid`` holds a lock on its file (its
+    ``/proc/PID/fdinfo/FD`` names one: a flock lock is its open file's, so a command that
+    opened the lock file only to probe it, ``engine info`` or a second rerun, holds none).
+    Before, such a process was named among a killed run's ranks."""
+    with open(f"/proc/{pid}/fdinfo/{fd}", encoding="utf-8") as f:
+        return any(line.startswith("lock:") for line in f)
 
 
 def _folder_id(folder: Path) -> list[int] | None:

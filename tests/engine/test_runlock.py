@@ -1173,7 +1173,10 @@ def test_the_processes_holding_a_lock_are_found_by_their_fd_links_not_a_stat_of_
     lock, other = tmp_path / ".lock", tmp_path / "other.txt"
     lock.write_text("")
     other.write_text("")
-    holds = "import sys; a, b = open(sys.argv[1]), open(sys.argv[2]); print(1, flush=True); input()"
+    holds = (
+        "import fcntl, sys; a, b = open(sys.argv[1]), open(sys.argv[2]); "
+        "fcntl.flock(b, fcntl.LOCK_EX); print(1, flush=True); input()"
+    )
     child = subprocess.Popen(
         [sys.executable, "-c", holds, str(other), str(lock)], stdin=subprocess.PIPE,
         stdout=subprocess.PIPE, text=True,
@@ -1200,6 +1203,43 @@ def test_the_processes_holding_a_lock_are_found_by_their_fd_links_not_a_stat_of_
         for pipe in (child.stdin, child.stdout):
             if pipe is not None:
                 pipe.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/fdinfo").is_dir(), reason="finds holders in /proc")
+def test_a_process_with_the_lock_file_open_but_not_its_lock_is_not_named_a_holder(
+    tmp_path: Path,
+) -> None:
+    """Another command probing the folder (``engine info``, a second rerun) has the lock file
+    open for an instant without holding the lock: ``_open_here`` named it among the killed
+    run's ranks. Only a descriptor whose lock ``/proc/PID/fdinfo/N`` shows holds it."""
+    from engine.runlock import _open_here
+
+    lock = tmp_path / ".lock"
+    lock.write_text("")
+    opens = "import fcntl, sys; f = open(sys.argv[1]); print(1, flush=True); input()"
+    locks = opens.replace("; print", "; fcntl.flock(f, fcntl.LOCK_EX); print")
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(lock)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for code in (opens, locks)
+    ]
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        for child in children:
+            assert child.stdout is not None and child.stdout.readline() == "1\n"
+        assert _open_here(fd) == [children[1].pid]
+    finally:
+        os.close(fd)
+        for child in children:
+            child.kill()
+            child.wait()
+            for pipe in (child.stdin, child.stdout):
+                if pipe is not None:
+                    pipe.close()
 
 
 NAMESPACED_HOLDER = (  # a run in a pid namespace of its own (a container), seen from outside
