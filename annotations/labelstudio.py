@@ -657,7 +657,8 @@ def region_labels(result: dict) -> tuple[str | None, list]:
             ("imageDataURL", "bitmask"),
             ("points", "polygon"),
             ("radiusX", "ellipse"),
-            ("width", "rectangle"),
+            ("height", "rectangle"),
+            ("width", "keypoint"),  # x, y and its display size (before, told a rectangle)
         )
         kind = next((shape for key, shape in fields if key in value), "labels")
     return kind, labels if isinstance(labels, list) else [labels]

@@ -123,7 +123,9 @@ def _holder(fd: int) -> str:
     seconds of it, :func:`engine.parallel.exit_with_parent`): named by their pids where this
     machine shows them (:func:`_open_here`), as spawned by it. Before, a rerun after the
     parent's SIGKILL was told the folder was in use by the dead parent. Where none shows (a
-    process of another pid namespace, a container sharing the host's name), as its record says."""
+    process of another pid namespace, a container sharing the host's name), or one that shows
+    is the holder itself, numbered by a pid namespace of its own (:func:`_own_pid`), as its
+    record says."""
     info = _record(fd)
     try:
         who = f"{info['command']} (pid {info['pid']} on {info['host']}, since {info['started']})"
@@ -135,6 +137,8 @@ def _holder(fd: int) -> str:
         return who
     if not process_gone(info["pid"]) or not (pids := _open_here(fd)):
         return who
+    if info["pid"] in map(_own_pid, pids):  # the run itself, of a pid namespace of its own
+        return who
     return (
         f"{'process' if len(pids) == 1 else 'processes'} {', '.join(map(str, pids))}, spawned by "
         f"{who} to write it (ranks of engine train --processes: that run has ended, and its "
@@ -142,12 +146,34 @@ def _holder(fd: int) -> str:
     )
 
 
+def _own_pid(pid: int) -> int | None:
+    """Process ``pid``'s number in its own pid namespace (the last of ``NSpid`` in
+    ``/proc/PID/status``): the pid it writes in a lock record. A run in a container that shares
+    the host's name (``docker --network host``) records the number its namespace gives it,
+    which on the host may be free, while the host's ``/proc`` shows that run holding its lock:
+    before, a rerun on the host was told that run had ended and its ranks held the folder.
+    None where it cannot be read (ended, another user's, Linux before 4.1)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[-1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def _open_here(fd: int) -> list[int]:
-    """The other processes of this machine (``/proc``) that hold the file open at ``fd`` open:
-    those holding its lock, but for one probing it at that instant. Empty where ``/proc``
-    does not show them (macOS, another pid namespace, another user's)."""
+    """The other processes of this machine (``/proc``) that hold the lock on the file open at
+    ``fd`` (:func:`_locks`), through a descriptor of that file. Empty where ``/proc``
+    does not show them (macOS, another pid namespace, another user's). A descriptor is told by
+    its link's text (``/proc/PID/fd/N``: read without touching the file it names), and only
+    one naming the lock file is stat'ed: before, every open file of every process was, and a
+    stat of one on a hung NFS mount blocks (a process of another mount namespace, which names
+    the file otherwise, is not found: as its record says)."""
     try:
         st = os.fstat(fd)
+        named = os.readlink(f"/proc/self/fd/{fd}")
         pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]
     except OSError:
         return []
@@ -156,11 +182,24 @@ def _open_here(fd: int) -> list[int]:
         with contextlib.suppress(OSError):  # ended meanwhile, or another user's
             for entry in os.scandir(f"/proc/{pid}/fd"):
                 with contextlib.suppress(OSError):
+                    if os.readlink(entry.path) != named:  # a socket, a pipe, another file
+                        continue
                     there = os.stat(entry.path)
-                    if (there.st_dev, there.st_ino) == (st.st_dev, st.st_ino):
+                    if (there.st_dev, there.st_ino) == (st.st_dev, st.st_ino) and _locks(
+                        pid, entry.name
+                    ):
                         found.append(pid)
                         break
     return found
+
+
+def _locks(pid: int, fd: str) -> bool:
+    """Whether descriptor ``fd`` of process ``pid`` holds a lock on its file (its
+    ``/proc/PID/fdinfo/FD`` names one: a flock lock is its open file's, so a command that
+    opened the lock file only to probe it, ``engine info`` or a second rerun, holds none).
+    Before, such a process was named among a killed run's ranks."""
+    with open(f"/proc/{pid}/fdinfo/{fd}", encoding="utf-8") as f:
+        return any(line.startswith("lock:") for line in f)
 
 
 def _folder_id(folder: Path) -> list[int] | None:

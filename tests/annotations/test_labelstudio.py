@@ -775,6 +775,33 @@ def test_a_labels_tag_s_region_is_told_by_its_fields(tmp_path):
     assert int(found["img000"].mask.sum()) == 16
 
 
+def test_a_labels_tag_s_keypoint_is_told_by_its_fields_and_read_as_a_keypoint(tmp_path):
+    """A <KeyPoint> tool beside a generic <Labels> tag writes a region of type "labels" whose
+    value is the point's ``x``, ``y`` and ``width`` (its display size, as a KeyPointLabels
+    one): a keypoint, no area, passed over of `unannotated` and refused of the class as a
+    keypoint. Before, its ``width`` made it a rectangle: `unannotated` stopped the import
+    ("needs numbers x, y, width, height") and the class's was "a rectangle of 'Bicycle'"."""
+
+    def point(label: str) -> dict:
+        value = {"x": 25, "y": 50, "width": 0.5, "labels": [label]}
+        return {"type": "labels", "original_width": W, "original_height": H, "value": value}
+
+    square = _region("polygon", points=_square_percent(8, 2, 12, 6))
+    found = _read(tmp_path, [_task("img000", point("unannotated"), square)])
+    want = np.zeros((H, W), np.uint8)
+    want[2:6, 8:12] = 1
+    assert np.array_equal(found["img000"].mask, want)
+    with pytest.raises(ValueError) as e:
+        _read(tmp_path, [_task("img000", point("Bicycle"), square)])
+    assert str(e.value).startswith(
+        f"{tmp_path / 'project.json'}: task 1: annotation 7: keypoint region #0: a keypoint of "
+        "'Bicycle' is no mask"
+    ), str(e.value)
+    rectangle = {"x": 25, "y": 50, "width": 10, "height": 20, "labels": ["unannotated"]}
+    region = {"type": "labels", "original_width": W, "original_height": H, "value": rectangle}
+    assert (_read(tmp_path, [_task("img000", region)])["img000"].mask == 255).any()
+
+
 def test_an_export_of_label_studio_before_1_0_names_its_annotations_completions(tmp_path):
     task = _task("img000", _region("polygon", points=_square_percent(0, 0, 4, 4)))
     task["completions"] = task.pop("annotations")

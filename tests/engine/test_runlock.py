@@ -1179,6 +1179,143 @@ def test_a_rerun_refused_by_a_rank_of_a_killed_run_is_not_told_the_dead_run_hold
         pass
 
 
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds holders in /proc")
+def test_the_processes_holding_a_lock_are_found_by_their_fd_links_not_a_stat_of_every_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``_open_here`` (naming the ranks that hold a killed run's lock) stat'ed every open file
+    of every process it may read: a socket, a pipe, a file on another mount, each one, and an
+    ``os.stat`` of a file on a hung NFS mount blocks (the rerun's refusal would hang with it).
+    It reads each descriptor's link (``/proc/PID/fd/N``, which touches no file system) and
+    stats only those naming the lock file."""
+    from engine.runlock import _open_here
+
+    lock, other = tmp_path / ".lock", tmp_path / "other.txt"
+    lock.write_text("")
+    other.write_text("")
+    holds = (
+        "import fcntl, sys; a, b = open(sys.argv[1]), open(sys.argv[2]); "
+        "fcntl.flock(b, fcntl.LOCK_EX); print(1, flush=True); input()"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", holds, str(other), str(lock)], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "1\n"
+        stat, statted = os.stat, []
+
+        def spy(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+            statted.append(str(path))
+            return stat(path, *args, **kwargs)
+
+        with monkeypatch.context() as m:
+            m.setattr(os, "stat", spy)
+            found = _open_here(fd)
+        assert found == [child.pid]
+        looked = [p for p in statted if p.startswith("/proc/")]
+        assert len(looked) == 1 and looked[0].startswith(f"/proc/{child.pid}/fd/"), looked
+    finally:
+        os.close(fd)
+        child.kill()
+        child.wait()
+        for pipe in (child.stdin, child.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/fdinfo").is_dir(), reason="finds holders in /proc")
+def test_a_process_with_the_lock_file_open_but_not_its_lock_is_not_named_a_holder(
+    tmp_path: Path,
+) -> None:
+    """Another command probing the folder (``engine info``, a second rerun) has the lock file
+    open for an instant without holding the lock: ``_open_here`` named it among the killed
+    run's ranks. Only a descriptor whose lock ``/proc/PID/fdinfo/N`` shows holds it."""
+    from engine.runlock import _open_here
+
+    lock = tmp_path / ".lock"
+    lock.write_text("")
+    opens = "import fcntl, sys; f = open(sys.argv[1]); print(1, flush=True); input()"
+    locks = opens.replace("; print", "; fcntl.flock(f, fcntl.LOCK_EX); print")
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(lock)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for code in (opens, locks)
+    ]
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        for child in children:
+            assert child.stdout is not None and child.stdout.readline() == "1\n"
+        assert _open_here(fd) == [children[1].pid]
+    finally:
+        os.close(fd)
+        for child in children:
+            child.kill()
+            child.wait()
+            for pipe in (child.stdin, child.stdout):
+                if pipe is not None:
+                    pipe.close()
+
+
+NAMESPACED_HOLDER = (  # a run in a pid namespace of its own (a container), seen from outside
+    "import os, sys\n"
+    "from engine.runlock import exclusive\n"
+    "with exclusive(sys.argv[1], 'engine train'):\n"
+    "    print(os.getpid(), flush=True)\n"
+    "    sys.stdin.read()\n"
+)
+
+
+def test_a_live_run_of_another_pid_namespace_is_not_told_an_ended_run_s_ranks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run in a container that shares the host's name (``docker --network host``) writes its
+    pid as its namespace numbers it; on the host that number may be free, and the host's
+    ``/proc`` shows the container's processes, the run's own among them. A rerun on the host
+    was told "in use by process P, spawned by engine train (pid 1 ...) ...: that run has
+    ended", of a run going on. The process that is the record's pid inside its namespace
+    (``NSpid``) is the run itself: the record's words are kept."""
+    import engine.parallel
+    from engine.runlock import writer
+
+    root = Path(__file__).resolve().parents[2]
+    run = tmp_path / "run"
+    command = ["unshare", "--pid", "--kill-child", sys.executable, "-c", NAMESPACED_HOLDER]
+    try:
+        holder = subprocess.Popen(
+            [*command, str(run)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stderr=subprocess.DEVNULL, cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+        )  # fmt: skip
+    except OSError:
+        pytest.skip("no unshare here")
+    try:
+        assert holder.stdout is not None and holder.stdin is not None
+        pid = holder.stdout.readline().strip()
+        if not pid:
+            pytest.skip("unshare --pid is not permitted here")
+        monkeypatch.setattr(engine.parallel, "process_gone", lambda p: p == int(pid))
+        with pytest.raises(FolderInUse) as e, exclusive(run, "engine train"):
+            pass
+        said = f"{run}: in use by engine train (pid {pid} on {socket.gethostname()}, since "
+        assert str(e.value).startswith(said), str(e.value)
+        assert writer(run) == str(e.value).split("in use by ")[1].split("; two runs")[0]
+    finally:
+        if holder.stdin is not None:
+            holder.stdin.close()
+        try:
+            holder.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            holder.kill()
+            holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+
+
 def test_a_failed_run_that_wrote_a_file_or_beside_a_shard_keeps_new_empty_folders(
     tmp_path: Path,
 ) -> None:
