@@ -552,24 +552,38 @@ def _temporaries_of(path: Path) -> list[str]:
         return []
 
 
+# how a temporary file is opened to probe its lock: not through a link, nor blocked on a FIFO
+_PROBE = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
 def _lock_free(tmp: str) -> bool:
     """Whether the regular file ``tmp`` is there and no process holds its lock (a probe taken
     and dropped at once, as :func:`remove_if_dead` takes it); False where that is not known."""
-    import fcntl  # only called where it exists (_temporaries_of)
-
     try:
-        fd = os.open(tmp, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(tmp, _PROBE)
     except OSError:
         return False
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return False
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return True
-    except OSError:  # held (BlockingIOError), or no locks here
-        return False
+        return _probe(fd) is True
     finally:
         os.close(fd)
+
+
+def _probe(fd: int) -> bool | None:
+    """Take a shared ``flock`` on the temporary file open at ``fd`` (held until ``fd`` closes):
+    True where no process holds its lock, False where one does (its writer lives), None where
+    that is not known (not a regular file, no locks here: ENOLCK). Where ``fcntl`` exists."""
+    import fcntl
+
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return None
+    return True
 
 
 def remove_if_dead(tmp: str | os.PathLike, unknown: bool = False) -> bool:
@@ -580,25 +594,19 @@ def remove_if_dead(tmp: str | os.PathLike, unknown: bool = False) -> bool:
     readable, a link or not a file, a file system refusing locks), as a run holding its
     folder's lock did before the fifty-eighth round (:func:`engine.runlock.remove_temporaries`);
     a single file's next write leaves it (:func:`remove_dead_temporaries`)."""
-    if (fcntl := _fcntl()) is None:  # Windows: no lock to probe
+    if _fcntl() is None:  # Windows: no lock to probe
         return unknown and _removed(tmp)
     try:
-        fd = os.open(tmp, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(tmp, _PROBE)
     except FileNotFoundError:  # gone meanwhile (renamed into place)
         return False
     except OSError:  # a link, not readable
         return unknown and _removed(tmp)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return unknown and _removed(tmp)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:  # its writer lives
-            return False
-        except OSError:  # no locks here (ENOLCK)
+        if (free := _probe(fd)) is None:  # not a file, or no locks here (ENOLCK)
             return unknown and _removed(tmp)
         # not where it was renamed into place before it was locked: the output now
-        return same_file(fd, tmp) and _removed(tmp)
+        return free and same_file(fd, tmp) and _removed(tmp)
     finally:
         os.close(fd)  # releases the probe's lock
 
