@@ -44,10 +44,18 @@ def _hold(folder: Path, name: str = LOCK_NAME) -> Iterator[subprocess.Popen]:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
         yield proc
     finally:
-        proc.send_signal(signal.SIGKILL)
+        _killed(proc)
+
+
+def _killed(*procs: subprocess.Popen) -> None:
+    """``procs`` killed (SIGKILL, as a crash would: no cleanup runs) and reaped, their pipes
+    closed (else ResourceWarnings, python -X dev)."""
+    for proc in procs:
+        proc.kill()
         proc.wait()
-        for pipe in (proc.stdin, proc.stdout):  # else ResourceWarnings (python -X dev)
-            pipe.close()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
 def _linked_copy(original: Path, copy: Path, *names: str) -> None:
@@ -1167,10 +1175,7 @@ def test_a_rerun_refused_by_a_rank_of_a_killed_run_is_not_told_the_dead_run_hold
         if rank is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(rank, signal.SIGKILL)
-        parent.kill()
-        parent.wait()
-        for pipe in (parent.stdin, parent.stdout):
-            pipe.close()
+        _killed(parent)
     for _ in range(100):  # the rank gone (reaped by init), the folder is free
         if writer(run) is None:
             break
@@ -1218,11 +1223,7 @@ def test_the_processes_holding_a_lock_are_found_by_their_fd_links_not_a_stat_of_
         assert len(looked) == 1 and looked[0].startswith(f"/proc/{child.pid}/fd/"), looked
     finally:
         os.close(fd)
-        child.kill()
-        child.wait()
-        for pipe in (child.stdin, child.stdout):
-            if pipe is not None:
-                pipe.close()
+        _killed(child)
 
 
 @pytest.mark.skipif(not Path("/proc/self/fdinfo").is_dir(), reason="finds holders in /proc")
@@ -1254,12 +1255,7 @@ def test_a_process_with_the_lock_file_open_but_not_its_lock_is_not_named_a_holde
         assert _open_here(fd) == [children[1].pid]
     finally:
         os.close(fd)
-        for child in children:
-            child.kill()
-            child.wait()
-            for pipe in (child.stdin, child.stdout):
-                if pipe is not None:
-                    pipe.close()
+        _killed(*children)
 
 
 NAMESPACED_HOLDER = (  # a run in a pid namespace of its own (a container), seen from outside
