@@ -179,8 +179,9 @@ def _open_here(fd: int) -> list[int]:
         return []
     found = []
     for pid in sorted(pids):
-        with contextlib.suppress(OSError):  # ended meanwhile, or another user's
-            for entry in os.scandir(f"/proc/{pid}/fd"):
+        # ended meanwhile, or another user's; the listing closed at the holder's descriptor too
+        with contextlib.suppress(OSError), os.scandir(f"/proc/{pid}/fd") as entries:
+            for entry in entries:
                 with contextlib.suppress(OSError):
                     if os.readlink(entry.path) != named:  # a socket, a pipe, another file
                         continue

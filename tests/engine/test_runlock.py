@@ -1258,6 +1258,40 @@ def test_a_process_with_the_lock_file_open_but_not_its_lock_is_not_named_a_holde
         _killed(*children)
 
 
+@pytest.mark.skipif(not Path("/proc/self/fdinfo").is_dir(), reason="finds holders in /proc")
+def test_finding_a_holder_in_proc_leaves_no_listing_of_its_descriptors_open(
+    tmp_path: Path,
+) -> None:
+    """``_open_here`` stopped reading a holder's ``/proc/PID/fd`` at the lock's descriptor and
+    left that listing open: a descriptor held until the iterator was collected, and a
+    ResourceWarning (python -X dev) for each holder found."""
+    import gc
+    import warnings
+
+    from engine.runlock import _open_here
+
+    lock = tmp_path / ".lock"
+    lock.write_text("")
+    locks = "import fcntl, sys; f = open(sys.argv[1]); fcntl.flock(f, fcntl.LOCK_EX); print(1)"
+    child = subprocess.Popen(
+        [sys.executable, "-c", f"{locks}; sys.stdout.flush(); input()", str(lock)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "1\n"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            assert _open_here(fd) == [child.pid]
+            gc.collect()
+        assert not [w for w in caught if issubclass(w.category, ResourceWarning)], caught
+    finally:
+        os.close(fd)
+        _killed(child)
+
+
 NAMESPACED_HOLDER = (  # a run in a pid namespace of its own (a container), seen from outside
     "import os, sys\n"
     "from engine.runlock import exclusive\n"
