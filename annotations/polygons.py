@@ -156,7 +156,8 @@ def polygons_to_mask(
 
 def turned(points: np.ndarray, degrees: float, about: np.ndarray) -> np.ndarray:
     """``(K, 2)`` points turned ``degrees`` clockwise on screen (y points down) about ``about``,
-    as annotation tools rotate boxes and ellipses (CVAT, Label Studio's Konva)."""
+    as Label Studio's Konva rotates rectangles and ellipses (CVAT's boxes are turned in its own
+    order of operations: :func:`cvat_turned_box`)."""
     c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
     with np.errstate(invalid="ignore", over="ignore"):  # inf or NaN: refused by the caller
         return (np.asarray(points, np.float64) - about) @ np.array([[c, s], [-s, c]]) + about
