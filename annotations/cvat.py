@@ -44,6 +44,7 @@ from annotations.fileio import read_bytes
 from annotations.interchange import (
     ImageMask,
     as_read,
+    check_no_area,
     check_size,
     label_role,
     paint_roles,
@@ -152,9 +153,7 @@ def _image_mask(
         result.saw(label, role)
         here = f"{where}: {shape.tag} {k} ({label})"
         if shape.tag in _NO_AREA:
-            if role == 1:
-                raise ValueError(f"{here}: a {shape.tag} has no area: draw the object as a "
-                                 "polygon or mask")  # fmt: skip
+            check_no_area(shape.tag, role, here)
             continue
         rle = _shape_rle(shape, h, w, role, here)
         if rle is not None:

@@ -803,6 +803,14 @@ def labelme_size(data: dict, path: str | os.PathLike) -> tuple[int, int] | None:
 LABELME_NO_AREA = ("line", "linestrip", "point", "points")
 
 
+def check_no_area(kind: str, role: int, here: str) -> None:
+    """A shape of ``kind`` that marks no area (a line, points: :data:`annotations.cvat._NO_AREA`,
+    :data:`LABELME_NO_AREA`): an error naming ``here`` where it is the class's (``role`` 1);
+    of the unannotated label the caller passes it over (no pixel)."""
+    if role == 1:
+        raise ValueError(f"{here}: a {kind} has no area: draw the object as a polygon or mask")
+
+
 def labelme_to_mask(
     path: str | os.PathLike,
     class_name: str,
@@ -851,11 +859,7 @@ def labelme_to_mask(
             continue
         spelled = label if spelled is None and role == 1 else spelled
         if shape.get("shape_type") in LABELME_NO_AREA:  # as CVAT's polylines and points
-            if role == 1:
-                raise ValueError(
-                    f"{path}: shape {k} ({label}): a {shape['shape_type']} has no area: draw the "
-                    "object as a polygon or mask"
-                )
+            check_no_area(shape["shape_type"], role, f"{path}: shape {k} ({label})")
             continue  # an unannotated mark without area: no pixel
         _draw_labelme_shape(shape, canvases[role], f"{path}: shape {k}")
     out = canvases[1].mask().astype(np.uint8)
