@@ -877,15 +877,10 @@ def test_a_temporary_file_taken_for_a_killed_write_s_before_its_lock_is_made_aga
 def test_temporary_files_stay_where_the_file_system_takes_no_lock(tmp_path, monkeypatch):
     """ENOLCK (NFS without a lock daemon): writes go on unlocked, and no temporary file is
     removed, as nothing tells a killed write's from a live one's (as before)."""
-    import errno
-    import fcntl
-
     from annotations.fileio import remove_dead_temporaries
+    from tests.loop_helpers import no_locks
 
-    def no_locks(fd, op):
-        raise OSError(errno.ENOLCK, "No locks available")
-
-    monkeypatch.setattr(fcntl, "flock", no_locks)
+    no_locks(monkeypatch)
     (tmp_path / ".c.json.abcdefgh.tmp").write_bytes(b"half")
     atomic_write_bytes(tmp_path / "c.json", b"data")
     assert remove_dead_temporaries(tmp_path / "c.json") == 0
