@@ -420,10 +420,11 @@ def test_a_labelme_shape_without_area_is_refused_for_the_class_and_passed_over_f
 ):
     """labelme's lines, line strips, points and sets of points (X-AnyLabeling's too) mark no
     area (its canvas fills no line, line strip or set of points): for the class an error naming
-    the file and the shape, for `unannotated` nothing, the file's other shapes read, as CVAT's polylines and
-    points are. labelme's own ``shape_to_mask`` paints them 10 px wide or as a disc of radius
-    5 (a set of points as a polygon), its defaults, not what the annotator drew. Before, each
-    was "unsupported shape_type", and so stopped the import even as an unannotated mark."""
+    the file and the shape, for `unannotated` nothing, the file's other shapes read, as CVAT's
+    polylines and points are. labelme's own ``shape_to_mask`` paints them 10 px wide or as a
+    disc of radius 5 (a set of points as a polygon), its defaults, not what the annotator drew.
+    Before, each was "unsupported shape_type", and so stopped the import even as an
+    unannotated mark."""
     sizes = {"img000": (6, 8)}
     shape = {"label": "Bicycle", "points": points, "shape_type": kind}
     with pytest.raises(ValueError) as e:
