@@ -136,6 +136,24 @@ def test_a_run_refused_in_a_hard_linked_copy_keeps_the_copys_lock_record(tmp_pat
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_run_refused_in_a_copy_made_while_the_original_runs_keeps_the_copys_lock_record(
+    tmp_path,
+):
+    """As above, the copy made while the original's run goes on (its lock file held by that
+    run): the record is read before the copy's own lock file is made, from the held file, and
+    a refusal puts it back whole, every byte of it."""
+    original, copy = tmp_path / "run", tmp_path / "copy"
+    with _hold(original):
+        (original / "last.pt").write_bytes(b"x")
+        record = (original / LOCK_NAME).read_bytes()
+        _linked_copy(original, copy, LOCK_NAME, "last.pt")
+        with pytest.raises(ValueError), exclusive(copy, "engine fuse"):
+            raise ValueError("bad input")
+        assert (copy / LOCK_NAME).read_bytes() == record
+        assert os.stat(copy / LOCK_NAME).st_nlink == 1  # parted from the original's
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
 @pytest.mark.parametrize("fails", ["replace", "open"])
 def test_a_hard_linked_lock_file_that_cannot_be_replaced_is_kept_and_locked(
     tmp_path, monkeypatch, fails
