@@ -713,6 +713,21 @@ def test_writer_names_the_process_writing_a_folder_and_none_once_it_is_killed(tm
     assert writer(run) is None  # killed: nobody writes it, though its lock file stays
 
 
+def test_a_folder_being_written_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """``check_not_in_use`` (``engine train --resume`` before it reads the run's records)
+    refuses a folder another process holds, in exclusive's words; none once it is killed.
+    Before, only a slow test (tests/engine/test_concurrent_writers.py) reached it."""
+    from engine.runlock import check_not_in_use
+
+    run = tmp_path / "run"
+    check_not_in_use(run)  # no folder: nothing to refuse
+    with _hold(run) as holder:
+        with pytest.raises(FolderInUse) as e:
+            check_not_in_use(run)
+        assert str(e.value).startswith(f"{run}: in use by engine train (pid {holder.pid} on ")
+    check_not_in_use(run)  # killed: free
+
+
 def test_an_output_starting_with_a_tilde_the_shell_left_is_refused(tmp_path: Path, monkeypatch):
     """``--out=~/runs`` or ``--out "~/runs"``: the shell expands ~ only at the start of a word,
     so the command got a literal ~. Before, it made a folder named ~ in the working directory
@@ -1290,12 +1305,15 @@ def test_a_one_file_commands_other_failures_are_raised_as_they_are(tmp_path):
 
 def test_where_there_is_no_flock_no_folder_has_a_writer(tmp_path, monkeypatch):
     """Windows has no ``fcntl``: no lock is held, so none is found (``engine info`` says no
-    process writes a folder), a folder holding a lock file from a run elsewhere too."""
-    from engine.runlock import writer, writers
+    process writes a folder), a folder holding a lock file from a run elsewhere too; and no
+    lock tells that no other process writes it (``others_writing``: a label run's manifest and
+    a fusion's records are compacted only where it does)."""
+    from engine.runlock import others_writing, writer, writers
 
     (tmp_path / LOCK_NAME).write_text("engine label (pid 1 on elsewhere)")
     monkeypatch.setitem(sys.modules, "fcntl", None)  # import fcntl: ImportError
     assert writers(tmp_path) == {} and writer(tmp_path) is None
+    assert others_writing(tmp_path) is True
 
 
 _SINGLE_FILE_NAMES = {"pick": "list.txt", "evaluate": "f.json", "info": "f.png"}  # OUT's name
