@@ -1695,11 +1695,13 @@ def test_a_run_killed_writing_its_first_file_leaves_a_note_its_rerun_keeps(tmp_p
     sweep, kill point 1) left ``.run.json.*.tmp`` beside its lock file alone: engine info's
     note said "no engine command writes this folder: delete them", though the same command,
     run again, takes the folder and removes it."""
+    from engine.info import leftover_note
     from engine.runlock import exclusive
 
     run = tmp_path / "label"
     with exclusive(run, "engine label"):
         (run / ".run.json.abcd1234.tmp").write_text("{")
+        assert leftover_note(run) is None  # its run goes on: the file may be its live one
     res, text = _info(["info", str(run)])
     assert res.exit_code == 1 and "stopped before it wrote anything here" in text, res.output
     assert text.endswith(f"the next run of the command that writes {run} removes them"), text

@@ -973,6 +973,17 @@ def test_a_shard_alone_removes_the_temporary_files_and_not_while_another_runs(
     assert not stale.exists()
 
 
+def test_removing_temporaries_says_how_many_it_removed(tmp_path: Path) -> None:
+    """``remove_temporaries`` returns how many files it removed (the count its log line
+    gives): none while another shard's lock file is held, the killed run's one alone."""
+    from engine.runlock import remove_temporaries
+
+    run, stale = _run_with_a_killed_runs_temporary(tmp_path)
+    with _hold(run, ".lock-shard0of2"):
+        assert remove_temporaries(run, ".lock-shard1of2") == 0 and stale.exists()
+    assert remove_temporaries(run, ".lock-shard1of2") == 1 and not stale.exists()
+
+
 @pytest.mark.parametrize(
     "name, words",
     [
