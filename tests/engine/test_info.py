@@ -1614,24 +1614,64 @@ def test_a_gallery_or_report_drawn_unlocked_is_not_told_stopped(
     assert "which engine info cannot tell on a file system without locks: once no engine " in said
 
 
+@pytest.mark.parametrize(
+    "command, drawn, now",
+    [
+        ("engine report", "overlays/a.jpg", "is writing this report now (1 overlay"),
+        ("engine review", "thumbs/a.jpg", "is drawing this review gallery now (1 thumbnail"),
+    ],
+)
+def test_a_gallery_or_report_being_drawn_is_exit_0_and_1_once_stopped(
+    tmp_path, command, drawn, now
+):
+    """Where locks work, a report or gallery its run is drawing now is no problem (exit 0,
+    docs/foundation.md's exit codes: one known to be at it), and stopped it is (exit 1: run
+    the same command again)."""
+    from engine.runlock import exclusive
+
+    folder = tmp_path / "out"
+    with exclusive(folder, command):  # in progress: its first image drawn
+        (folder / drawn).parent.mkdir()
+        (folder / drawn).write_bytes(b"jpeg")
+        res, said = _info(["info", str(folder)])
+        assert res.exit_code == 0 and f"{command} (pid {os.getpid()} " in said, res.output
+        assert now in said, said
+    res, said = _info(["info", str(folder)])
+    assert res.exit_code == 1 and "no process writes it now" in said, res.output
+
+
 def test_a_label_or_training_run_going_on_unlocked_is_not_told_stopped(tmp_path, monkeypatch):
-    """On a file system without locks (ENOLCK) a label or training run goes on unlocked, and
-    engine info told one in progress stopped ("run engine label again to finish", a second run
-    beside the first, which nothing there refuses). As of a folder it wrote nothing in yet, it
-    says it cannot tell, with exit 1 (unfinished, docs/foundation.md's exit codes), not 0 (a
-    run known to be at it); a finished run gets no such line."""
+    """On a file system without locks (ENOLCK) a label or training run (one before its first
+    logged step too, or a demo) goes on unlocked, and engine info told one in progress stopped
+    ("run engine label again to finish", a second run beside the first, which nothing there
+    refuses). As of a folder it wrote nothing in yet, it says it cannot tell, with exit 1
+    (unfinished, docs/foundation.md's exit codes), not 0 (a run known to be at it); a finished
+    run gets no such line."""
     import json
 
+    from annotations.taxonomy import MASS13K
     from engine.runlock import exclusive
     from tests.loop_helpers import no_locks
+    from trainer.config import TrainConfig
+    from trainer.train import _write_run_files
 
     done = [{"split": s, "stem": f"{s}0", "status": "ok", "config_hash": ""} for s in ("train",)]
     _, run = _label_run(tmp_path, done)
     train = _train_run(tmp_path / "train", iters=10, step=4)
+    started = tmp_path / "started"  # a training run before its first logged step
+    started.mkdir()
+    cfg = TrainConfig(data="runs/fused/bicycle", out=str(started), preset="tiny", iters=50)
+    _write_run_files(started, cfg, 0, MASS13K.with_new_class("Bicycle"))
+    demo = tmp_path / "demo"  # a demo's stages begun, its summary not yet in
+    (demo / "data").mkdir(parents=True)
+    (demo / "data" / "synth.json").write_text("{}")
+    (demo / "label").mkdir()
 
     no_locks(monkeypatch)
     note = "a run is writing it now or was stopped, which engine info cannot tell on a file"
-    for folder, command in ((run, "engine label"), (train, "engine train")):
+    commands = ((run, "engine label"), (train, "engine train"), (started, "engine train"),
+                (demo, "engine demo"))  # fmt: skip
+    for folder, command in commands:
         with exclusive(folder, command):  # going on, unlocked: its .lock empty
             res, said = _info(["info", str(folder), "--no-progress"])
         assert res.exit_code == 1, res.output
@@ -1741,11 +1781,13 @@ def test_a_run_killed_writing_its_first_file_leaves_a_note_its_rerun_keeps(tmp_p
     sweep, kill point 1) left ``.run.json.*.tmp`` beside its lock file alone: engine info's
     note said "no engine command writes this folder: delete them", though the same command,
     run again, takes the folder and removes it."""
+    from engine.info import leftover_note
     from engine.runlock import exclusive
 
     run = tmp_path / "label"
     with exclusive(run, "engine label"):
         (run / ".run.json.abcd1234.tmp").write_text("{")
+        assert leftover_note(run) is None  # its run goes on: the file may be its live one
     res, text = _info(["info", str(run)])
     assert res.exit_code == 1 and "stopped before it wrote anything here" in text, res.output
     assert text.endswith(f"the next run of the command that writes {run} removes them"), text

@@ -132,3 +132,7 @@ def test_a_failed_run_puts_back_the_lock_record_before_it_and_an_empty_folder_st
         raise ValueError("bad input")
     assert [p.name for p in folder.iterdir()] == [LOCK_NAME]  # not made by this run: kept
     assert (folder / LOCK_NAME).read_bytes() == kept
+    (folder / LOCK_NAME).write_bytes(b"")  # a run killed as it took the folder: no record
+    with pytest.raises(ValueError), exclusive(folder, "engine fuse"):
+        raise ValueError("bad input")
+    assert (folder / LOCK_NAME).read_bytes() == b""  # put back as it was: empty

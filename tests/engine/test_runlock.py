@@ -146,6 +146,24 @@ def test_a_run_refused_in_a_hard_linked_copy_keeps_the_copys_lock_record(tmp_pat
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_run_refused_in_a_copy_made_while_the_original_runs_keeps_the_copys_lock_record(
+    tmp_path,
+):
+    """As above, the copy made while the original's run goes on (its lock file held by that
+    run): the record is read before the copy's own lock file is made, from the held file, and
+    a refusal puts it back whole, every byte of it."""
+    original, copy = tmp_path / "run", tmp_path / "copy"
+    with _hold(original):
+        (original / "last.pt").write_bytes(b"x")
+        record = (original / LOCK_NAME).read_bytes()
+        _linked_copy(original, copy, LOCK_NAME, "last.pt")
+        with pytest.raises(ValueError), exclusive(copy, "engine fuse"):
+            raise ValueError("bad input")
+        assert (copy / LOCK_NAME).read_bytes() == record
+        assert os.stat(copy / LOCK_NAME).st_nlink == 1  # parted from the original's
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
 @pytest.mark.parametrize("fails", ["replace", "open"])
 def test_a_hard_linked_lock_file_that_cannot_be_replaced_is_kept_and_locked(
     tmp_path, monkeypatch, fails
@@ -705,6 +723,21 @@ def test_writer_names_the_process_writing_a_folder_and_none_once_it_is_killed(tm
     assert writer(run) is None  # killed: nobody writes it, though its lock file stays
 
 
+def test_a_folder_being_written_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """``check_not_in_use`` (``engine train --resume`` before it reads the run's records)
+    refuses a folder another process holds, in exclusive's words; none once it is killed.
+    Before, only a slow test (tests/engine/test_concurrent_writers.py) reached it."""
+    from engine.runlock import check_not_in_use
+
+    run = tmp_path / "run"
+    check_not_in_use(run)  # no folder: nothing to refuse
+    with _hold(run) as holder:
+        with pytest.raises(FolderInUse) as e:
+            check_not_in_use(run)
+        assert str(e.value).startswith(f"{run}: in use by engine train (pid {holder.pid} on ")
+    check_not_in_use(run)  # killed: free
+
+
 def test_an_output_starting_with_a_tilde_the_shell_left_is_refused(tmp_path: Path, monkeypatch):
     """``--out=~/runs`` or ``--out "~/runs"``: the shell expands ~ only at the start of a word,
     so the command got a literal ~. Before, it made a folder named ~ in the working directory
@@ -968,6 +1001,17 @@ def test_a_shard_alone_removes_the_temporary_files_and_not_while_another_runs(
     with exclusive(run, "engine label", ".lock-shard1of2", own=("run.json",)):
         pass
     assert not stale.exists()
+
+
+def test_removing_temporaries_says_how_many_it_removed(tmp_path: Path) -> None:
+    """``remove_temporaries`` returns how many files it removed (the count its log line
+    gives): none while another shard's lock file is held, the killed run's one alone."""
+    from engine.runlock import remove_temporaries
+
+    run, stale = _run_with_a_killed_runs_temporary(tmp_path)
+    with _hold(run, ".lock-shard0of2"):
+        assert remove_temporaries(run, ".lock-shard1of2") == 0 and stale.exists()
+    assert remove_temporaries(run, ".lock-shard1of2") == 1 and not stale.exists()
 
 
 @pytest.mark.parametrize(
@@ -1533,12 +1577,15 @@ def test_a_one_file_commands_other_failures_are_raised_as_they_are(tmp_path):
 
 def test_where_there_is_no_flock_no_folder_has_a_writer(tmp_path, monkeypatch):
     """Windows has no ``fcntl``: no lock is held, so none is found (``engine info`` says no
-    process writes a folder), a folder holding a lock file from a run elsewhere too."""
-    from engine.runlock import writer, writers
+    process writes a folder), a folder holding a lock file from a run elsewhere too; and no
+    lock tells that no other process writes it (``others_writing``: a label run's manifest and
+    a fusion's records are compacted only where it does)."""
+    from engine.runlock import others_writing, writer, writers
 
     (tmp_path / LOCK_NAME).write_text("engine label (pid 1 on elsewhere)")
     monkeypatch.setitem(sys.modules, "fcntl", None)  # import fcntl: ImportError
     assert writers(tmp_path) == {} and writer(tmp_path) is None
+    assert others_writing(tmp_path) is True
 
 
 _SINGLE_FILE_NAMES = {"pick": "list.txt", "evaluate": "f.json", "info": "f.png"}  # OUT's name
