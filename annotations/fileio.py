@@ -284,11 +284,12 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Any]:
     tmp = held = None
     try:  # created inside: a Ctrl-C just after it must not leave the temp file either
         fd, tmp = _new_temporary(path)
-        # its lock on a second descriptor, kept past the close (which reports a network file
-        # system's deferred write errors) until the rename; none on Windows, which renames no
-        # open file (and has no flock)
-        held = os.dup(fd) if _fcntl() is not None else None
         with os.fdopen(fd, "wb") as f:
+            # its lock on a second descriptor, kept past the close (which reports a network file
+            # system's deferred write errors) until the rename; none on Windows, which renames
+            # no open file (and has no flock). Made once f owns fd: a dup refused (EMFILE) left
+            # fd open for the life of the process
+            held = os.dup(fd) if _fcntl() is not None else None
             yield f
             f.flush()
             sync(f.fileno())
@@ -333,11 +334,16 @@ def _new_temporary(path: Path) -> tuple[int, str]:
             fd = os.open(name, _NEW_FILE, 0o666)
         except FileExistsError:
             continue
-        if _locked_as_writers(fd):
+        locked = False
+        try:  # a Ctrl-C while it locks leaves neither the file nor fd behind
+            locked = _locked_as_writers(fd)
+        finally:
+            if not locked:  # taken for a killed writer's by a removal: another name is made
+                os.close(fd)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name)
+        if locked:
             return fd, name
-        os.close(fd)  # taken for a killed writer's by a removal: it goes, another name is made
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(name)
     raise FileExistsError(errno.EEXIST, "no temporary file name left", str(path))
 
 

@@ -892,6 +892,64 @@ def test_temporary_files_stay_where_the_file_system_takes_no_lock(tmp_path, monk
     assert sorted(p.name for p in tmp_path.iterdir()) == [".c.json.abcdefgh.tmp", "c.json"]
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_write_whose_lock_descriptor_is_refused_leaves_no_descriptor_open(
+    tmp_path, monkeypatch
+):
+    """The writer's lock is kept on a second descriptor (``dup``); one refused (EMFILE: too many
+    open files) failed the write, naming it, but left the temporary file's descriptor open
+    for the life of the process: each such write one fewer for the next."""
+    import errno
+
+    import annotations.fileio as fileio
+
+    real, made = fileio._new_temporary, []
+
+    def recorded(path):
+        made.append(real(path))
+        return made[-1]
+
+    def refused(fd):
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(fileio, "_new_temporary", recorded)
+    monkeypatch.setattr(fileio.os, "dup", refused)
+    with pytest.raises(OSError, match="Too many open files.*c.json"):
+        atomic_write_bytes(tmp_path / "c.json", b"data")
+    monkeypatch.undo()
+    ((fd, name),) = made
+    with pytest.raises(OSError) as closed:
+        os.fstat(fd)
+    assert closed.value.errno == errno.EBADF and not os.path.exists(name)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_ctrl_c_while_a_temporary_file_is_locked_leaves_neither_it_nor_its_descriptor(
+    tmp_path, monkeypatch
+):
+    """Ctrl-C between a temporary file's creation and its writer's lock (``atomic_file``'s
+    "a Ctrl-C just after it must not leave the temp file either"): before, the file stayed
+    beside the output and its descriptor open."""
+    import errno
+
+    import annotations.fileio as fileio
+
+    opened = []
+
+    def interrupted(fd):
+        opened.append(fd)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fileio, "_locked_as_writers", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(tmp_path / "c.json", b"data")
+    monkeypatch.undo()
+    with pytest.raises(OSError) as closed:
+        os.fstat(opened[0])
+    assert closed.value.errno == errno.EBADF and list(tmp_path.iterdir()) == []
+
+
 def test_a_file_or_folder_inside_a_run_or_subset_names_the_folder_to_give(tmp_path):
     """engine review / annotate pick / export given a run's run.json (or its pick list) said
     "label run directory not found", of a file that is there, and given the run's labels/ only
