@@ -533,9 +533,16 @@ def remove_dead_temporaries(path: str | os.PathLike) -> int:
     no run lock guards (``engine compare --json``, ``--markdown``, ``--plot``, ``evaluate
     --json``, ``info --plot``, ``annotate pick``'s list): before, each ``kill -9`` during such a
     write left one beside the output for ever, as nothing told a killed writer's from a live
-    one's. Where there are no locks (Windows, ENOLCK) none is removed, as before. Returns how
-    many."""
-    return sum(remove_if_dead(tmp) for tmp in _temporaries_of(Path(path)))
+    one's. Where there are no locks (Windows, ENOLCK) none is removed, as before. One that
+    cannot be removed (another user's in a sticky folder: EPERM) stays, and the write goes on:
+    before, the refusal failed the write, naming the temporary file. Returns how many."""
+    removed = 0
+    for tmp in _temporaries_of(Path(path)):
+        try:
+            removed += remove_if_dead(tmp)
+        except OSError as e:  # left, as before the fifty-eighth round; engine info names it
+            log.debug("%s: cannot remove this killed write's temporary file (%s)", tmp, e.strerror)
+    return removed
 
 
 def dead_temporaries(path: str | os.PathLike) -> list[Path]:

@@ -893,6 +893,36 @@ def test_temporary_files_stay_where_the_file_system_takes_no_lock(tmp_path, monk
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_killed_write_s_temporary_file_that_cannot_be_removed_fails_no_write(
+    tmp_path, monkeypatch
+):
+    """Another user's killed write's temporary file in a sticky folder (``/tmp``, a team's
+    drop folder: only its owner may remove it): the next ``compare --json`` of the file failed
+    with ``Operation not permitted`` naming the temporary file, before writing anything. It
+    stays, and the file is written."""
+    import errno
+
+    import annotations.fileio as fileio
+    from engine.runlock import folders_removed_on_failure
+
+    theirs = tmp_path / ".c.json.abcd1234.tmp"
+    theirs.write_bytes(b"half")
+    real = os.unlink
+
+    def sticky(path, *args, **kwargs):
+        if os.fspath(path) == str(theirs):
+            raise PermissionError(errno.EPERM, "Operation not permitted", os.fspath(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(fileio.os, "unlink", sticky)
+    with folders_removed_on_failure(tmp_path / "c.json"):
+        atomic_write_bytes(tmp_path / "c.json", b"{}")
+    assert fileio.remove_dead_temporaries(tmp_path / "c.json") == 0
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [theirs.name, "c.json"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
 def test_a_write_whose_lock_descriptor_is_refused_leaves_no_descriptor_open(
     tmp_path, monkeypatch
 ):
