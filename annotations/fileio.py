@@ -336,7 +336,7 @@ def _new_temporary(path: Path) -> tuple[int, str]:
             continue
         locked = False
         try:  # a Ctrl-C while it locks leaves neither the file nor fd behind
-            locked = _locked_as_writers(fd)
+            locked = _locked_as_writers(fd, name)
         finally:
             if not locked:  # taken for a killed writer's by a removal: another name is made
                 os.close(fd)
@@ -347,14 +347,16 @@ def _new_temporary(path: Path) -> tuple[int, str]:
     raise FileExistsError(errno.EEXIST, "no temporary file name left", str(path))
 
 
-def _locked_as_writers(fd: int) -> bool:
-    """Take an exclusive ``flock`` on the new temporary file ``fd``, which its writer holds
-    until the file is renamed into place or removed (:func:`atomic_file`): while it is held the
-    file is a live write's, and once its process is gone (killed) the lock is free, which
-    :func:`remove_dead_temporaries` reads as a temporary file no one will finish. False where
-    such a removal took the file between its creation and this lock (it holds the lock, or has
-    removed the file): the writer makes another. True where there are no locks (Windows, a
-    file system refusing them, ENOLCK): the file is written unlocked, and no removal takes it."""
+def _locked_as_writers(fd: int, name: str) -> bool:
+    """Take an exclusive ``flock`` on the new temporary file ``fd`` (``name``), which its
+    writer holds until the file is renamed into place or removed (:func:`atomic_file`): while
+    it is held the file is a live write's, and once its process is gone (killed) the lock is
+    free, which :func:`remove_dead_temporaries` reads as a temporary file no one will finish.
+    False where such a removal took the file between its creation and this lock (it holds the
+    lock, or has removed the file: ``name`` is no longer ``fd``'s file, :func:`same_file`; not
+    the link count, which NFS keeps at 1 for an open file it removes, renamed ``.nfsXXXX``):
+    the writer makes another. True where there are no locks (Windows, a file system refusing
+    them, ENOLCK): the file is written unlocked, and no removal takes it."""
     if (fcntl := _fcntl()) is None:
         return True
     try:
@@ -363,7 +365,7 @@ def _locked_as_writers(fd: int) -> bool:
         return False
     except OSError:
         return True
-    return os.fstat(fd).st_nlink > 0
+    return same_file(fd, name)
 
 
 def _fcntl() -> Any:

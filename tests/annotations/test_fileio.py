@@ -861,17 +861,45 @@ def test_a_temporary_file_taken_for_a_killed_write_s_before_its_lock_is_made_aga
 
     real, taken = fileio._locked_as_writers, []
 
-    def raced(fd):
+    def raced(fd, name):
         if not taken:  # a removal between the file's creation and its lock
             (made,) = tmp_path.glob(".c.json.*.tmp")  # not /proc/self/fd: Linux's only
             taken.append(made)
             assert fileio.remove_if_dead(taken[0])
-        return real(fd)
+        return real(fd, name)
 
     monkeypatch.setattr(fileio, "_locked_as_writers", raced)
     atomic_write_bytes(tmp_path / "c.json", b"data")
     assert (tmp_path / "c.json").read_bytes() == b"data"
     assert len(taken) == 1 and [p.name for p in tmp_path.iterdir()] == ["c.json"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_temporary_file_taken_on_nfs_before_its_lock_is_made_again(tmp_path, monkeypatch):
+    """NFS removes no file a process holds open: the removal's unlink renames it
+    ``.nfsXXXX`` (a "silly rename"), which goes when its last descriptor closes, the writer's
+    too, so the writer's file keeps one link. A writer that made its temporary file as a
+    removal took it read the link count (1) as its own file still there, wrote into the
+    renamed one, and failed at the rename (No such file or directory). The writer sees its
+    name gone and makes another."""
+    import annotations.fileio as fileio
+
+    real, taken = fileio._locked_as_writers, []
+    silly = tmp_path / ".nfs000000000000000100000001"
+
+    def raced(*args):
+        if not taken:  # a removal between the file's creation and its lock, on NFS
+            (made,) = tmp_path.glob(".c.json.*.tmp")
+            taken.append(made)
+            with monkeypatch.context() as m:
+                m.setattr(fileio, "_removed", lambda path: os.rename(path, silly) or True)
+                assert fileio.remove_if_dead(made)
+        return real(*args)
+
+    monkeypatch.setattr(fileio, "_locked_as_writers", raced)
+    atomic_write_bytes(tmp_path / "c.json", b"data")
+    assert (tmp_path / "c.json").read_bytes() == b"data" and silly.read_bytes() == b""
+    assert sorted(p.name for p in tmp_path.iterdir()) == [silly.name, "c.json"]
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="flock")
@@ -924,9 +952,7 @@ def test_a_killed_write_s_temporary_file_that_cannot_be_removed_fails_no_write(
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="flock")
-def test_a_write_whose_lock_descriptor_is_refused_leaves_no_descriptor_open(
-    tmp_path, monkeypatch
-):
+def test_a_write_whose_lock_descriptor_is_refused_leaves_no_descriptor_open(tmp_path, monkeypatch):
     """The writer's lock is kept on a second descriptor (``dup``); one refused (EMFILE: too many
     open files) failed the write, naming it, but left the temporary file's descriptor open
     for the life of the process: each such write one fewer for the next."""
@@ -968,7 +994,7 @@ def test_a_ctrl_c_while_a_temporary_file_is_locked_leaves_neither_it_nor_its_des
 
     opened = []
 
-    def interrupted(fd):
+    def interrupted(fd, name):
         opened.append(fd)
         raise KeyboardInterrupt
 
