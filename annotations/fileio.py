@@ -284,11 +284,12 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Any]:
     tmp = held = None
     try:  # created inside: a Ctrl-C just after it must not leave the temp file either
         fd, tmp = _new_temporary(path)
-        # its lock on a second descriptor, kept past the close (which reports a network file
-        # system's deferred write errors) until the rename; none on Windows, which renames no
-        # open file (and has no flock)
-        held = os.dup(fd) if _fcntl() is not None else None
         with os.fdopen(fd, "wb") as f:
+            # its lock on a second descriptor, kept past the close (which reports a network file
+            # system's deferred write errors) until the rename; none on Windows, which renames
+            # no open file (and has no flock). Made once f owns fd: a dup refused (EMFILE) left
+            # fd open for the life of the process
+            held = os.dup(fd) if _fcntl() is not None else None
             yield f
             f.flush()
             sync(f.fileno())
@@ -333,22 +334,29 @@ def _new_temporary(path: Path) -> tuple[int, str]:
             fd = os.open(name, _NEW_FILE, 0o666)
         except FileExistsError:
             continue
-        if _locked_as_writers(fd):
+        locked = False
+        try:  # a Ctrl-C while it locks leaves neither the file nor fd behind
+            locked = _locked_as_writers(fd, name)
+        finally:
+            if not locked:  # taken for a killed writer's by a removal: another name is made
+                os.close(fd)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name)
+        if locked:
             return fd, name
-        os.close(fd)  # taken for a killed writer's by a removal: it goes, another name is made
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(name)
     raise FileExistsError(errno.EEXIST, "no temporary file name left", str(path))
 
 
-def _locked_as_writers(fd: int) -> bool:
-    """Take an exclusive ``flock`` on the new temporary file ``fd``, which its writer holds
-    until the file is renamed into place or removed (:func:`atomic_file`): while it is held the
-    file is a live write's, and once its process is gone (killed) the lock is free, which
-    :func:`remove_dead_temporaries` reads as a temporary file no one will finish. False where
-    such a removal took the file between its creation and this lock (it holds the lock, or has
-    removed the file): the writer makes another. True where there are no locks (Windows, a
-    file system refusing them, ENOLCK): the file is written unlocked, and no removal takes it."""
+def _locked_as_writers(fd: int, name: str) -> bool:
+    """Take an exclusive ``flock`` on the new temporary file ``fd`` (``name``), which its
+    writer holds until the file is renamed into place or removed (:func:`atomic_file`): while
+    it is held the file is a live write's, and once its process is gone (killed) the lock is
+    free, which :func:`remove_dead_temporaries` reads as a temporary file no one will finish.
+    False where such a removal took the file between its creation and this lock (it holds the
+    lock, or has removed the file: ``name`` is no longer ``fd``'s file, :func:`same_file`; not
+    the link count, which NFS keeps at 1 for an open file it removes, renamed ``.nfsXXXX``):
+    the writer makes another. True where there are no locks (Windows, a file system refusing
+    them, ENOLCK): the file is written unlocked, and no removal takes it."""
     if (fcntl := _fcntl()) is None:
         return True
     try:
@@ -357,7 +365,7 @@ def _locked_as_writers(fd: int) -> bool:
         return False
     except OSError:
         return True
-    return os.fstat(fd).st_nlink > 0
+    return same_file(fd, name)
 
 
 def _fcntl() -> Any:
@@ -527,9 +535,16 @@ def remove_dead_temporaries(path: str | os.PathLike) -> int:
     no run lock guards (``engine compare --json``, ``--markdown``, ``--plot``, ``evaluate
     --json``, ``info --plot``, ``annotate pick``'s list): before, each ``kill -9`` during such a
     write left one beside the output for ever, as nothing told a killed writer's from a live
-    one's. Where there are no locks (Windows, ENOLCK) none is removed, as before. Returns how
-    many."""
-    return sum(remove_if_dead(tmp) for tmp in _temporaries_of(Path(path)))
+    one's. Where there are no locks (Windows, ENOLCK) none is removed, as before. One that
+    cannot be removed (another user's in a sticky folder: EPERM) stays, and the write goes on:
+    before, the refusal failed the write, naming the temporary file. Returns how many."""
+    removed = 0
+    for tmp in _temporaries_of(Path(path)):
+        try:
+            removed += remove_if_dead(tmp)
+        except OSError as e:  # left, as before the fifty-eighth round; engine info names it
+            log.debug("%s: cannot remove this killed write's temporary file (%s)", tmp, e.strerror)
+    return removed
 
 
 def dead_temporaries(path: str | os.PathLike) -> list[Path]:

@@ -861,16 +861,45 @@ def test_a_temporary_file_taken_for_a_killed_write_s_before_its_lock_is_made_aga
 
     real, taken = fileio._locked_as_writers, []
 
-    def raced(fd):
+    def raced(fd, name):
         if not taken:  # a removal between the file's creation and its lock
-            taken.append(os.readlink(f"/proc/self/fd/{fd}"))
+            (made,) = tmp_path.glob(".c.json.*.tmp")  # not /proc/self/fd: Linux's only
+            taken.append(made)
             assert fileio.remove_if_dead(taken[0])
-        return real(fd)
+        return real(fd, name)
 
     monkeypatch.setattr(fileio, "_locked_as_writers", raced)
     atomic_write_bytes(tmp_path / "c.json", b"data")
     assert (tmp_path / "c.json").read_bytes() == b"data"
     assert len(taken) == 1 and [p.name for p in tmp_path.iterdir()] == ["c.json"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_temporary_file_taken_on_nfs_before_its_lock_is_made_again(tmp_path, monkeypatch):
+    """NFS removes no file a process holds open: the removal's unlink renames it
+    ``.nfsXXXX`` (a "silly rename"), which goes when its last descriptor closes, the writer's
+    too, so the writer's file keeps one link. A writer that made its temporary file as a
+    removal took it read the link count (1) as its own file still there, wrote into the
+    renamed one, and failed at the rename (No such file or directory). The writer sees its
+    name gone and makes another."""
+    import annotations.fileio as fileio
+
+    real, taken = fileio._locked_as_writers, []
+    silly = tmp_path / ".nfs000000000000000100000001"
+
+    def raced(*args):
+        if not taken:  # a removal between the file's creation and its lock, on NFS
+            (made,) = tmp_path.glob(".c.json.*.tmp")
+            taken.append(made)
+            with monkeypatch.context() as m:
+                m.setattr(fileio, "_removed", lambda path: os.rename(path, silly) or True)
+                assert fileio.remove_if_dead(made)
+        return real(*args)
+
+    monkeypatch.setattr(fileio, "_locked_as_writers", raced)
+    atomic_write_bytes(tmp_path / "c.json", b"data")
+    assert (tmp_path / "c.json").read_bytes() == b"data" and silly.read_bytes() == b""
+    assert sorted(p.name for p in tmp_path.iterdir()) == [silly.name, "c.json"]
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="flock")
@@ -885,6 +914,92 @@ def test_temporary_files_stay_where_the_file_system_takes_no_lock(tmp_path, monk
     atomic_write_bytes(tmp_path / "c.json", b"data")
     assert remove_dead_temporaries(tmp_path / "c.json") == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [".c.json.abcdefgh.tmp", "c.json"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_killed_write_s_temporary_file_that_cannot_be_removed_fails_no_write(
+    tmp_path, monkeypatch
+):
+    """Another user's killed write's temporary file in a sticky folder (``/tmp``, a team's
+    drop folder: only its owner may remove it): the next ``compare --json`` of the file failed
+    with ``Operation not permitted`` naming the temporary file, before writing anything. It
+    stays, and the file is written."""
+    import errno
+
+    import annotations.fileio as fileio
+    from engine.runlock import folders_removed_on_failure
+
+    theirs = tmp_path / ".c.json.abcd1234.tmp"
+    theirs.write_bytes(b"half")
+    real = os.unlink
+
+    def sticky(path, *args, **kwargs):
+        if os.fspath(path) == str(theirs):
+            raise PermissionError(errno.EPERM, "Operation not permitted", os.fspath(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(fileio.os, "unlink", sticky)
+    with folders_removed_on_failure(tmp_path / "c.json"):
+        atomic_write_bytes(tmp_path / "c.json", b"{}")
+    assert fileio.remove_dead_temporaries(tmp_path / "c.json") == 0
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [theirs.name, "c.json"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_write_whose_lock_descriptor_is_refused_leaves_no_descriptor_open(tmp_path, monkeypatch):
+    """The writer's lock is kept on a second descriptor (``dup``); one refused (EMFILE: too many
+    open files) failed the write, naming it, but left the temporary file's descriptor open
+    for the life of the process: each such write one fewer for the next."""
+    import errno
+
+    import annotations.fileio as fileio
+
+    real, made = fileio._new_temporary, []
+
+    def recorded(path):
+        made.append(real(path))
+        return made[-1]
+
+    def refused(fd):
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(fileio, "_new_temporary", recorded)
+    monkeypatch.setattr(fileio.os, "dup", refused)
+    with pytest.raises(OSError, match="Too many open files.*c.json"):
+        atomic_write_bytes(tmp_path / "c.json", b"data")
+    monkeypatch.undo()
+    ((fd, name),) = made
+    with pytest.raises(OSError) as closed:
+        os.fstat(fd)
+    assert closed.value.errno == errno.EBADF and not os.path.exists(name)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_ctrl_c_while_a_temporary_file_is_locked_leaves_neither_it_nor_its_descriptor(
+    tmp_path, monkeypatch
+):
+    """Ctrl-C between a temporary file's creation and its writer's lock (``atomic_file``'s
+    "a Ctrl-C just after it must not leave the temp file either"): before, the file stayed
+    beside the output and its descriptor open."""
+    import errno
+
+    import annotations.fileio as fileio
+
+    opened = []
+
+    def interrupted(fd, name):
+        opened.append(fd)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fileio, "_locked_as_writers", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(tmp_path / "c.json", b"data")
+    monkeypatch.undo()
+    with pytest.raises(OSError) as closed:
+        os.fstat(opened[0])
+    assert closed.value.errno == errno.EBADF and list(tmp_path.iterdir()) == []
 
 
 def test_a_file_or_folder_inside_a_run_or_subset_names_the_folder_to_give(tmp_path):
