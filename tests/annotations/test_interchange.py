@@ -66,6 +66,26 @@ def test_coco_annotations_of_an_instance_and_unannotated_pixels(mask_format):
         assert np.array_equal(coco_mask.decode(two["segmentation"]), unannotated)
 
 
+def test_a_coco_bbox_is_the_mask_s_extent_in_a_window_wider_than_it():
+    """COCO's bbox is the object's [x, y, width, height] in the image, whatever window holds
+    its mask: a window at row 1, column 3 whose mask sets rows 2-3, columns 4-6 of it (rows 3-4,
+    columns 7-9 of the image, an L of 4 pixels) is bbox [7, 3, 3, 2] (the tight windows of the
+    test above hid mutants that subtracted the offsets inside the window or added the extents)."""
+    crop = np.zeros((6, 8), bool)
+    crop[2, 4:7] = crop[3, 4] = True
+    instances = InstanceWindows(
+        (H, W), np.array([1]), (MaskWindow(1, 3, crop),), scores=np.array([0.9]),
+        mask_scores=np.array([0.8]),
+    )  # fmt: skip
+    coco = CocoBuilder("Bicycle", "rle")
+    coco.add(ExportImage("img000", "img000.jpg", instances))
+    (one,) = coco.result("", {})["annotations"]
+    assert one["bbox"] == [7, 3, 3, 2] and one["area"] == 4
+    full = np.zeros((H, W), bool)
+    full[3, 7:10] = full[4, 7] = True
+    assert np.array_equal(coco_mask.decode(one["segmentation"]), full)
+
+
 def test_to_labelme_keeps_every_outline_corner_unless_told_to_simplify():
     """A 7x3 block (columns 2-8, rows 3-5) with one pixel above column 5: LabelMe's polygon
     runs through the outline's pixel centres, 7 corners, when ``simplify`` is not given (a
