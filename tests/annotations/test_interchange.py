@@ -12,6 +12,7 @@ from annotations.instances import InstanceWindows, MaskWindow
 from annotations.interchange import (
     CocoBuilder,
     ExportImage,
+    check_size,
     coco_to_masks,
     labelme_to_mask,
     png_to_mask,
@@ -79,11 +80,25 @@ def test_a_coco_bbox_is_the_mask_s_extent_in_a_window_wider_than_it():
     )  # fmt: skip
     coco = CocoBuilder("Bicycle", "rle")
     coco.add(ExportImage("img000", "img000.jpg", instances))
-    (one,) = coco.result("", {})["annotations"]
+    doc = coco.result("", {})
+    (one,) = doc["annotations"]
     assert one["bbox"] == [7, 3, 3, 2] and one["area"] == 4
+    # no unannotated pixels: no unannotated category (a mutant listed it for any other one)
+    assert doc["categories"] == [{"id": 1, "name": "Bicycle", "supercategory": "object"}]
     full = np.zeros((H, W), bool)
     full[3, 7:10] = full[4, 7] = True
     assert np.array_equal(coco_mask.decode(one["segmentation"]), full)
+
+
+def test_a_size_turned_a_quarter_against_a_plain_dict_of_sizes_is_the_size_error():
+    """A library caller's ``sizes`` is a plain dict, which knows no EXIF turn: an annotation
+    of the image turned a quarter (16x12 for a 12x16 image) is the size error, not an
+    AttributeError from asking the dict why (a mutant that asked for any size passed)."""
+    with pytest.raises(ValueError) as e:
+        check_size("a.json", "img000", (W, H), {"img000": (H, W)})
+    assert str(e.value) == (
+        f"a.json: image 'img000' is {H}x{W} in the annotation but {W}x{H} in the dataset"
+    )
 
 
 def test_to_labelme_keeps_every_outline_corner_unless_told_to_simplify():
