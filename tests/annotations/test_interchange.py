@@ -340,6 +340,27 @@ def test_a_labelme_rectangle_is_its_two_corners_or_x_anylabeling_s_diagonal(poin
     assert np.array_equal(found.mask, expected)
 
 
+def test_a_labelme_mask_of_colour_channels_is_its_pixels_of_any_channel_set():
+    """A mask shape's PNG saved in colour (RGB): a pixel is in where any of its channels is
+    set, red alone or blue alone, a pixel of none is out, and the 2x5 patch is pasted at its
+    first point, (1, 2) (mutants that took any channel along a row, or every pixel of the
+    patch, passed every test: the other tests' patches are all set)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    rgb = np.zeros((2, 5, 3), np.uint8)
+    rgb[0, 1, 0] = 255  # red only
+    rgb[1, 4, 2] = 9  # faint blue only
+    buf = io.BytesIO()
+    Image.fromarray(rgb, "RGB").save(buf, "PNG")
+    shape = {"label": "Bicycle", "points": [[1, 2], [5, 3]], "shape_type": "mask",
+             "mask": base64.b64encode(buf.getvalue()).decode("ascii")}  # fmt: skip
+    found = labelme_to_mask("img000.json", "Bicycle", {"img000": (6, 8)}, doc=_labelme(shape))
+    assert np.argwhere(found.mask).tolist() == [[2, 2], [3, 5]]
+
+
 def test_a_labelme_polygon_of_two_points_is_refused():
     shape = {"label": "Bicycle", "points": [[1, 1], [4, 4]], "shape_type": "polygon"}
     with pytest.raises(
