@@ -13,6 +13,7 @@ from annotations.instances import InstanceWindows, MaskWindow
 from annotations.interchange import (
     CocoBuilder,
     ExportImage,
+    check_size,
     coco_to_masks,
     labelme_to_mask,
     png_to_mask,
@@ -65,6 +66,40 @@ def test_coco_annotations_of_an_instance_and_unannotated_pixels(mask_format):
     else:
         assert np.array_equal(coco_mask.decode(one["segmentation"]), mask)
         assert np.array_equal(coco_mask.decode(two["segmentation"]), unannotated)
+
+
+def test_a_coco_bbox_is_the_mask_s_extent_in_a_window_wider_than_it():
+    """COCO's bbox is the object's [x, y, width, height] in the image, whatever window holds
+    its mask: a window at row 1, column 3 whose mask sets rows 2-3, columns 4-6 of it (rows 3-4,
+    columns 7-9 of the image, an L of 4 pixels) is bbox [7, 3, 3, 2] (the tight windows of the
+    test above hid mutants that subtracted the offsets inside the window or added the extents)."""
+    crop = np.zeros((6, 8), bool)
+    crop[2, 4:7] = crop[3, 4] = True
+    instances = InstanceWindows(
+        (H, W), np.array([1]), (MaskWindow(1, 3, crop),), scores=np.array([0.9]),
+        mask_scores=np.array([0.8]),
+    )  # fmt: skip
+    coco = CocoBuilder("Bicycle", "rle")
+    coco.add(ExportImage("img000", "img000.jpg", instances))
+    doc = coco.result("", {})
+    (one,) = doc["annotations"]
+    assert one["bbox"] == [7, 3, 3, 2] and one["area"] == 4
+    # no unannotated pixels: no unannotated category (a mutant listed it for any other one)
+    assert doc["categories"] == [{"id": 1, "name": "Bicycle", "supercategory": "object"}]
+    full = np.zeros((H, W), bool)
+    full[3, 7:10] = full[4, 7] = True
+    assert np.array_equal(coco_mask.decode(one["segmentation"]), full)
+
+
+def test_a_size_turned_a_quarter_against_a_plain_dict_of_sizes_is_the_size_error():
+    """A library caller's ``sizes`` is a plain dict, which knows no EXIF turn: an annotation
+    of the image turned a quarter (16x12 for a 12x16 image) is the size error, not an
+    AttributeError from asking the dict why (a mutant that asked for any size passed)."""
+    with pytest.raises(ValueError) as e:
+        check_size("a.json", "img000", (W, H), {"img000": (H, W)})
+    assert str(e.value) == (
+        f"a.json: image 'img000' is {H}x{W} in the annotation but {W}x{H} in the dataset"
+    )
 
 
 def test_to_labelme_keeps_every_outline_corner_unless_told_to_simplify():
@@ -304,6 +339,27 @@ def test_a_labelme_rectangle_is_its_two_corners_or_x_anylabeling_s_diagonal(poin
     expected = np.zeros((6, 8), np.uint8)
     expected[1:4, 2:6] = 1
     assert np.array_equal(found.mask, expected)
+
+
+def test_a_labelme_mask_of_colour_channels_is_its_pixels_of_any_channel_set():
+    """A mask shape's PNG saved in colour (RGB): a pixel is in where any of its channels is
+    set, red alone or blue alone, a pixel of none is out, and the 2x5 patch is pasted at its
+    first point, (1, 2) (mutants that took any channel along a row, or every pixel of the
+    patch, passed every test: the other tests' patches are all set)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    rgb = np.zeros((2, 5, 3), np.uint8)
+    rgb[0, 1, 0] = 255  # red only
+    rgb[1, 4, 2] = 9  # faint blue only
+    buf = io.BytesIO()
+    Image.fromarray(rgb, "RGB").save(buf, "PNG")
+    shape = {"label": "Bicycle", "points": [[1, 2], [5, 3]], "shape_type": "mask",
+             "mask": base64.b64encode(buf.getvalue()).decode("ascii")}  # fmt: skip
+    found = labelme_to_mask("img000.json", "Bicycle", {"img000": (6, 8)}, doc=_labelme(shape))
+    assert np.argwhere(found.mask).tolist() == [[2, 2], [3, 5]]
 
 
 def test_a_labelme_polygon_of_two_points_is_refused():

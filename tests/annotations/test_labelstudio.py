@@ -14,8 +14,10 @@ from annotations.instances import InstanceWindows, MaskWindow
 from annotations.interchange import image_path
 from annotations.labelstudio import (
     bitmask_to_mask,
+    brush_pixel_runs,
     brush_to_mask,
     decode_rle,
+    decode_runs,
     encode_rle,
     is_labelstudio,
     labelstudio_to_masks,
@@ -124,6 +126,17 @@ def test_encode_writes_label_studio_s_header():
     assert set(bits[67:]) <= {"0"} and len(bits) % 8 == 0
 
 
+def test_a_run_longer_than_the_widest_field_is_split_and_its_rest_takes_the_least_field():
+    """65,537 values of 255: a record of 65,536 in the 16-bit field (index 3), then the one
+    left over in the 3-bit field (index 0), each record's field the least that holds its run,
+    as the rle-pack encoder picks it (a mutant that wrote the rest as 131,073 in the 16-bit
+    field, whose low bits still read back as 1, decoded alike and passed)."""
+    bits = "".join(f"{b:08b}" for b in encode_rle(np.array([255]), np.array([65537])))
+    assert bits[:32] == f"{65537:032b}"
+    first, rest = "1" + "11" + "1" * 16 + "1" * 8, "1" + "00" + "000" + "1" * 8
+    assert bits[53:] == first + rest + "0" * (-(53 + len(first + rest)) % 8)
+
+
 @pytest.mark.parametrize(
     "values, lengths, message",
     [
@@ -173,6 +186,10 @@ def test_a_brush_pixel_is_in_where_its_alpha_is_not_zero():
     rle = encode_rle(flat[starts], np.diff(np.r_[starts, flat.size]))
     mask = brush_to_mask(rle, H, W)
     assert np.argwhere(mask).tolist() == [[2, 3], [5, 5]]
+    # as runs of the row-major image: the erased pixel (colour, no alpha) is no run, not even
+    # an empty one
+    first, stop = brush_pixel_runs(rle, H, W)
+    assert first.tolist() == [2 * W + 3, 5 * W + 5] and stop.tolist() == [2 * W + 4, 5 * W + 6]
 
 
 def test_a_window_s_brush_is_the_full_mask_s_stream():
@@ -207,6 +224,10 @@ def test_a_brush_of_literal_records_reads_the_alpha_of_each_pixel():
     cut = [int(bits[i : i + 8], 2) for i in range(0, len(bits), 8)]
     assert decode_rle(cut).tolist() == [255] * 9 + [0, 0, 0]
     assert brush_to_mask(cut, 1, 3).tolist() == [[True, True, False]]
+    # as runs, cut at the count too: the literal word 7 begins at value 12, past the count,
+    # and is no run of 0 values (a mutant that kept it passed every test)
+    values, lengths = decode_runs(cut)
+    assert values.tolist() == [255, 0, 0, 0] and lengths.tolist() == [9, 1, 1, 1]
 
 
 def test_a_brush_of_another_size_is_an_error():

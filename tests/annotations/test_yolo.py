@@ -38,6 +38,16 @@ def test_polygons_and_unannotated_boxes_make_the_mask(tmp_path):
     assert found.others == {"car": 1} and found.stem == "img000"
 
 
+def test_an_unannotated_box_inside_the_image_is_its_centre_and_size(tmp_path):
+    """Ultralytics' box line is ``c cx cy w h``, normalised: centre (8, 6), 6 wide, 2 high
+    spans columns 5..10 and rows 5..6, clear of every edge (the box above lies on the image's
+    left edge, where a corner moved further left changed nothing)."""
+    found = _label(tmp_path, f"2 {8 / W} {6 / H} {6 / W} {2 / H}")
+    expected = np.zeros((H, W), np.uint8)
+    expected[5:7, 5:11] = 255
+    assert np.array_equal(found.mask, expected)
+
+
 def test_a_triangle_and_the_frame_s_coordinates_0_and_1(tmp_path):
     """6 coordinates make a polygon; 0 and 1 are the frame. The triangle (0, 0), (6, 0),
     (0, 3) holds the pixel centres (x + 0.5, y + 0.5) with x + 2 y < 4.5: 5 + 3 + 1 pixels."""
@@ -144,4 +154,44 @@ def test_a_huge_names_index_is_refused_not_filled_in(tmp_path):
         find_class_names(tmp_path / "labels")
     (tmp_path / "data.yaml").write_text("names:\n  -1: car\n")
     with pytest.raises(ValueError, match=r"'names' key -1 is not a class index \(0 to 99999\)"):
+        find_class_names(tmp_path / "labels")
+
+
+def test_label_folders_are_those_holding_label_files_not_ultralytics_caches(tmp_path):
+    """Ultralytics caches a label folder's reading beside it (``labels/train.cache``, next to
+    ``labels/train/``): a folder holding only that file is no label folder, and the folder of
+    ``.txt`` files is one (a mutant that took any file but a ``.txt`` passed every test)."""
+    from annotations.yolo import yolo_label_folders
+
+    (tmp_path / "labels" / "train").mkdir(parents=True)
+    (tmp_path / "data.yaml").write_text("names: ['car', 'Bicycle']\n")
+    (tmp_path / "labels" / "train" / "img000.txt").write_text("")
+    (tmp_path / "labels" / "train.cache").write_bytes(b"\x80\x04")
+    assert yolo_label_folders(tmp_path) == [tmp_path / "labels" / "train"]
+
+
+def test_class_names_are_looked_for_up_to_three_folders_above_the_labels(tmp_path):
+    """The labels' folder, then three above it, as the docstring says: a data.yaml at
+    ROOT, labels at ROOT/a/b/labels, is found (its third folder above); at ROOT/a/b/c/labels
+    it is not."""
+    (tmp_path / "data.yaml").write_text("names: ['car', 'Bicycle']\n")
+    (tmp_path / "a" / "b" / "c" / "labels").mkdir(parents=True)
+    path, names = find_class_names(tmp_path / "a" / "b" / "labels")
+    assert path == tmp_path / "data.yaml" and names == ["car", "Bicycle"]
+    with pytest.raises(FileNotFoundError, match="no data.yaml or classes.txt"):
+        find_class_names(tmp_path / "a" / "b" / "c" / "labels")
+
+
+def test_the_largest_names_index_is_one_below_the_limit(tmp_path):
+    """Keys 0 to MAX_CLASSES - 1 are class indices (the error says "0 to 99999"): 99999 is
+    read, its gap filled in; 100000 is refused."""
+    from annotations.yolo import MAX_CLASSES
+
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "data.yaml").write_text(f"names:\n  0: car\n  {MAX_CLASSES - 1}: x\n")
+    _, names = find_class_names(tmp_path / "labels")
+    assert len(names) == MAX_CLASSES and names[0] == "car" and names[-1] == "x"
+    assert names[1] == "class 1"
+    (tmp_path / "data.yaml").write_text(f"names:\n  0: car\n  {MAX_CLASSES}: x\n")
+    with pytest.raises(ValueError, match=rf"'names' key {MAX_CLASSES} is not a class index"):
         find_class_names(tmp_path / "labels")
