@@ -282,11 +282,15 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Any]:
     tmp = None
     try:  # created inside: a Ctrl-C just after it must not leave the temp file either
         fd, tmp = _new_temporary(path)
+        _hold(fd)
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
             sync(f.fileno())
-        os.replace(tmp, path)
+            if os.name != "nt":  # renamed while held (Windows renames no open file; no locks)
+                os.replace(tmp, path)
+        if os.name == "nt":
+            os.replace(tmp, path)
     except BaseException as e:
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
@@ -294,6 +298,55 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Any]:
         if isinstance(e, OSError) and (e.filename is None or _is_temporary(e.filename, path)):
             raise naming(e, path) from None
         raise
+
+
+def _hold(fd: int) -> None:
+    """Lock the new temporary file ``fd`` (``fcntl.flock``) while it is written: the lock goes
+    with its process, so :func:`remove_killed_temporaries` tells a killed write's file from one
+    being written. Nothing where there are no locks (Windows; a file system refusing them)."""
+    with contextlib.suppress(ImportError, OSError):
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def remove_killed_temporaries(path: str | os.PathLike) -> int:
+    """Remove the temporary files of ``path`` beside it (:func:`atomic_file`'s
+    ``.NAME.<8>.tmp``, of this name exactly) that no process writes (:func:`_hold`'s lock is
+    free): for an output that is one file in a folder of the user's, which no run folder's lock
+    covers, so :func:`engine.runlock.exclusive` removes nothing there. ``engine
+    convert-massformer`` killed while writing its checkpoint left a hidden file as big as the
+    checkpoint (150 MB), and every rerun kept it. Kept where the lock cannot be taken (held: a
+    write going on; a file system without locks: unknown). Returns how many."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock tells a live write from a killed one
+        return 0
+    path = Path(path)
+    prefix = _temp_prefix(path)
+    folder = path.parent
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    removed = 0
+    for name in names:
+        if len(name) != len(prefix) + 8 + len(TMP_SUFFIX) or not _is_temporary(name, path):
+            continue  # another file's (.a.pt.bak.*.tmp starts as a.pt's does)
+        try:
+            fd = os.open(folder / name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if same_file(fd, folder / name):
+                os.unlink(folder / name)
+                removed += 1
+        except OSError:  # held (being written), or no locks here: kept
+            pass
+        finally:
+            os.close(fd)
+    return removed
 
 
 # How :func:`_new_temporary` opens a file: created, never one already there nor through a link
