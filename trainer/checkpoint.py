@@ -76,7 +76,8 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     checkpoint on a shared machine is read by the others who predict with it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_killed_temporaries(path)  # a killed save's, as big as the checkpoint (convert-massformer)
+    # a killed save's temporary file, as big as the checkpoint (convert-massformer's)
+    remove_killed_temporaries(path)
     with atomic_file(path) as f:
         writer = _WriteErrors(f)
         try:
