@@ -2127,6 +2127,30 @@ def _left_by(folder: Path, command: str) -> str | None:
     return who if who.startswith(f"{command} ") else None
 
 
+def _unexported_pretrain(folder: Path) -> tuple[str, int] | None:
+    """What ``engine info`` adds for ``engine demo-pretrain``'s folder (its training in
+    ``train/``, started by that command: ``environment.json``) without the checkpoint it exports
+    last: the same command goes on (and exports). Before, a run killed after its last step, its
+    checkpoint not yet exported, read as a finished training run (exit 0, "next: engine
+    predict"), and one killed mid-training was told to start ``engine train`` again, which
+    exports nothing. None where the checkpoint is there, or for another command's folder."""
+    from engine.pretrain import CHECKPOINT_NAME
+    from engine.runlock import writers
+
+    checkpoint = folder / CHECKPOINT_NAME
+    argv = _environment(folder / "train" / "environment.json").get("argv") or []
+    if checkpoint.exists() or "demo-pretrain" not in argv[1:2]:
+        return None
+    if writers(folder / "train"):
+        return f"{folder}: engine demo-pretrain is training now; it exports {checkpoint} last", 0
+    return (
+        f"{folder}: engine demo-pretrain not finished: its checkpoint {checkpoint} not exported "
+        "yet; run the same engine demo-pretrain command again (it goes on from train/last.pt "
+        "where there is one, then exports)",
+        1,
+    )
+
+
 def _unfinished_review(folder: Path) -> tuple[str, int] | None:
     """What ``engine info`` says of a review gallery's folder without its ``review.json``
     (written last, with ``index.html``): thumbnails in ``thumbs/`` and nothing else but hidden
@@ -2270,7 +2294,10 @@ def _describe_output(
             return "a demo folder (engine demo)", rendered + _unlocked(folder, not live), not live
         if outputs := _outputs_within(folder, splits):  # runs/predict/, the demo's label/
             renderables = [r for _, rs, _ in outputs for r in [*rs, ""]][:-1]
-            return "a folder of engine outputs", renderables, sum(n for _, _, n in outputs)
+            problems = sum(n for _, _, n in outputs)
+            if (unexported := _unexported_pretrain(folder)) is not None:
+                renderables, problems = [*renderables, "", unexported[0]], problems + unexported[1]
+            return "a folder of engine outputs", renderables, problems
 
         if half := _half_swapped_subset(folder):  # masks/ in, its subset.json not yet
             return "an annotated subset not finished", [half], 1
