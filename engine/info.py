@@ -1973,6 +1973,40 @@ def _half_swapped_conversion(folder: Path) -> str | None:
     )
 
 
+def _staged_conversion(folder: Path) -> tuple[str, int] | None:
+    """A folder holding nothing but a SAM conversion's staging folders, none with a swap record:
+    ``engine convert-sam`` writing its model there now (its lock on the folder itself held,
+    :func:`labeler.sam_convert._converting`: problems 0), or killed before it put a file in (1:
+    the same command writes the whole model, removing them). Before, "no image split folders
+    found" (exit 2), as of a wrong folder."""
+    from labeler.sam_convert import STAGING
+
+    entries = list(folder.iterdir()) if folder.is_dir() else []
+    if not entries or any(not (p.name.startswith(STAGING) and p.is_dir()) for p in entries):
+        return None
+    try:
+        import fcntl
+
+        fd = os.open(folder, os.O_RDONLY)
+    except (ImportError, OSError):  # no locks (Windows), or not to be opened: cannot tell
+        fcntl, fd = None, None
+    if fd is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return f"{folder}: engine convert-sam is writing a model into it now", 0
+        except OSError:
+            pass  # a file system without locks on folders: told as stopped, as below
+        finally:
+            os.close(fd)  # the probe's lock with it
+    return (
+        f"{folder}: a conversion (engine convert-sam) stopped before it put its model's files "
+        f"in (only its staging folder is here): engine convert-sam into {folder} writes the whole "
+        "model",
+        1,
+    )
+
+
 def _half_swapped(folder: Path, prefix: str, what: str, then: str, earlier: str) -> str | None:
     """A line on a write of ``what`` killed during its :func:`annotations.fileio.swap_in` into
     ``folder`` (its staging folders ``prefix*``; no process writes the folder now), with
@@ -2327,6 +2361,8 @@ def _describe_output(
         # holds no lock file: before, "no image split folders found", exit 2, as of a wrong folder
         if half := _half_swapped_export(folder) or _half_swapped_conversion(folder):
             return "a write not finished", [half], 1
+        if staged := _staged_conversion(folder):
+            return "a write not finished", [staged[0]], staged[1]
         if (listed := render_image_list(folder)) is not None:  # a pick list without its record
             return "a list of image names", listed, 0
         return None
