@@ -1973,6 +1973,30 @@ def _half_swapped_conversion(folder: Path) -> str | None:
     )
 
 
+def _converted_sam(folder: Path) -> str | None:
+    """What ``engine info`` says of a folder ``engine convert-sam`` wrote whole (its record
+    ``convert-sam.json`` with the model's files), and of its staging folder left by one killed
+    as it removed it, the conversion done; None for any other folder. Before, "no image split
+    folders found" (exit 2), as of a wrong folder, also after a finished conversion."""
+    from annotations.fileio import read_json
+    from labeler.sam_convert import CONVERT_RECORD, STAGING
+
+    if not all((folder / n).is_file() for n in (CONVERT_RECORD, "config.json")):
+        return None
+    try:
+        record = read_json(folder / CONVERT_RECORD, "conversion record")
+    except ValueError:
+        return None
+    source = record.get("source") if isinstance(record, dict) else None
+    left = sorted(p.name for p in folder.glob(STAGING + "*") if p.is_dir())
+    note = f" ({left[0]}/, left by the conversion killed as it finished: delete it)" if left else ""
+    return (
+        f"{folder}: a SAM model engine convert-sam converted"
+        + (f" from {source}" if isinstance(source, str) else "")
+        + f": give it to engine label as --segmenter {folder}{note}"
+    )
+
+
 def _staged_conversion(folder: Path) -> tuple[str, int] | None:
     """A folder holding nothing but a SAM conversion's staging folders, none with a swap record:
     ``engine convert-sam`` writing its model there now (its lock on the folder itself held,
@@ -2363,6 +2387,8 @@ def _describe_output(
             return "a write not finished", [half], 1
         if staged := _staged_conversion(folder):
             return "a write not finished", [staged[0]], staged[1]
+        if converted := _converted_sam(folder):
+            return "a SAM model (engine convert-sam)", [converted], 0
         if (listed := render_image_list(folder)) is not None:  # a pick list without its record
             return "a list of image names", listed, 0
         return None

@@ -210,6 +210,39 @@ def test_a_conversion_killed_before_its_swap_is_said_unfinished_and_written_agai
     assert sorted(p.name for p in out.iterdir()) == [
         "config.json", "convert-sam.json", "model.safetensors", "processor_config.json"
     ]  # fmt: skip
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+    assert res.exit_code == 0, res.output  # before: "no image split folders found", exit 2
+    said = f"{out}: a SAM model engine convert-sam converted from {tmp_path / 'sam_small.pth'}"
+    assert f"{said}: give it to engine label as --segmenter {out}" in res.output
+
+
+def test_a_conversion_killed_removing_its_staging_folder_is_said_converted(tmp_path):
+    """``kill -9`` of ``engine convert-sam`` as it removed its emptied staging folder, its model
+    whole (crash-injection pass 58, kill points 9 to 11): engine info said "no image split
+    folders found" (exit 2), as of a finished conversion; the same command refuses the folder
+    (converted once). Now a converted model, the staging folder named to delete."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from tests.loop_helpers import KILLED_UNLINKING, run_killed
+
+    torch.save(_small_sd(), tmp_path / "sam_small.pth")
+    out = tmp_path / "sam"
+    run_killed(
+        KILLED_UNLINKING,
+        ".swap.json",
+        "1",
+        "convert-sam",
+        str(tmp_path / "sam_small.pth"),
+        str(out),
+    )
+    (staging,) = out.glob(".convert-sam.*")
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+    assert res.exit_code == 0, res.output
+    assert (
+        f"--segmenter {out} ({staging.name}/, left by the conversion killed as it finished: delete it)"
+        in res.output
+    )
 
 
 def test_a_conversion_onto_a_mount_that_refuses_chmod_keeps_the_mounts_mode(tmp_path, monkeypatch):
