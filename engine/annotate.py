@@ -1551,6 +1551,11 @@ def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
     out = Path(cfg.out) if cfg.out else run.root / f"pick-{cfg.split}.txt"
     # a name that is not UTF-8 (caf\xe9) escaped by atomic_write_text, caf\udce9, which export
     # --images reads back (composed_stems); it raised UnicodeEncodeError and no list was written
+    # an earlier pick's record goes before the new list is written: one killed between the two
+    # left the earlier record beside the new list, read as its (engine info's count, the split
+    # export --images took); now a list without a record until its own is written
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(out.with_suffix(".json"))
     with folders_removed_on_failure(out):  # a full disk: no new, empty folder left behind
         atomic_write_text(out, "".join(f"{p.stem}\n" for p in picks))
     by_stem = {s.stem: s for s in stats}

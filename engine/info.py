@@ -1973,6 +1973,64 @@ def _half_swapped_conversion(folder: Path) -> str | None:
     )
 
 
+def _converted_sam(folder: Path) -> str | None:
+    """What ``engine info`` says of a folder ``engine convert-sam`` wrote whole (its record
+    ``convert-sam.json`` with the model's files), and of its staging folder left by one killed
+    as it removed it, the conversion done; None for any other folder. Before, "no image split
+    folders found" (exit 2), as of a wrong folder, also after a finished conversion."""
+    from annotations.fileio import read_json
+    from labeler.sam_convert import CONVERT_RECORD, STAGING
+
+    if not all((folder / n).is_file() for n in (CONVERT_RECORD, "config.json")):
+        return None
+    try:
+        record = read_json(folder / CONVERT_RECORD, "conversion record")
+    except ValueError:
+        return None
+    source = record.get("source") if isinstance(record, dict) else None
+    left = sorted(p.name for p in folder.glob(STAGING + "*") if p.is_dir())
+    note = f" ({left[0]}/, left by the conversion killed as it finished: delete it)" if left else ""
+    return (
+        f"{folder}: a SAM model engine convert-sam converted"
+        + (f" from {source}" if isinstance(source, str) else "")
+        + f": give it to engine label as --segmenter {folder}{note}"
+    )
+
+
+def _staged_conversion(folder: Path) -> tuple[str, int] | None:
+    """A folder holding nothing but a SAM conversion's staging folders, none with a swap record:
+    ``engine convert-sam`` writing its model there now (its lock on the folder itself held,
+    :func:`labeler.sam_convert._converting`: problems 0), or killed before it put a file in (1:
+    the same command writes the whole model, removing them). Before, "no image split folders
+    found" (exit 2), as of a wrong folder."""
+    from labeler.sam_convert import STAGING
+
+    entries = list(folder.iterdir()) if folder.is_dir() else []
+    if not entries or any(not (p.name.startswith(STAGING) and p.is_dir()) for p in entries):
+        return None
+    try:
+        import fcntl
+
+        fd = os.open(folder, os.O_RDONLY)
+    except (ImportError, OSError):  # no locks (Windows), or not to be opened: cannot tell
+        fcntl, fd = None, None
+    if fd is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return f"{folder}: engine convert-sam is writing a model into it now", 0
+        except OSError:
+            pass  # a file system without locks on folders: told as stopped, as below
+        finally:
+            os.close(fd)  # the probe's lock with it
+    return (
+        f"{folder}: a conversion (engine convert-sam) stopped before it put its model's files "
+        f"in (only its staging folder is here): engine convert-sam into {folder} writes the whole "
+        "model",
+        1,
+    )
+
+
 def _half_swapped(folder: Path, prefix: str, what: str, then: str, earlier: str) -> str | None:
     """A line on a write of ``what`` killed during its :func:`annotations.fileio.swap_in` into
     ``folder`` (its staging folders ``prefix*``; no process writes the folder now), with
@@ -2150,6 +2208,30 @@ def _left_by(folder: Path, command: str) -> str | None:
     return who if who.startswith(f"{command} ") else None
 
 
+def _unexported_pretrain(folder: Path) -> tuple[str, int] | None:
+    """What ``engine info`` adds for ``engine demo-pretrain``'s folder (its training in
+    ``train/``, started by that command: ``environment.json``) without the checkpoint it exports
+    last: the same command goes on (and exports). Before, a run killed after its last step, its
+    checkpoint not yet exported, read as a finished training run (exit 0, "next: engine
+    predict"), and one killed mid-training was told to start ``engine train`` again, which
+    exports nothing. None where the checkpoint is there, or for another command's folder."""
+    from engine.pretrain import CHECKPOINT_NAME
+    from engine.runlock import writers
+
+    checkpoint = folder / CHECKPOINT_NAME
+    argv = _environment(folder / "train" / "environment.json").get("argv") or []
+    if checkpoint.exists() or "demo-pretrain" not in argv[1:2]:
+        return None
+    if writers(folder / "train"):
+        return f"{folder}: engine demo-pretrain is training now; it exports {checkpoint} last", 0
+    return (
+        f"{folder}: engine demo-pretrain not finished: its checkpoint {checkpoint} not exported "
+        "yet; run the same engine demo-pretrain command again (it goes on from train/last.pt "
+        "where there is one, then exports)",
+        1,
+    )
+
+
 def _unfinished_review(folder: Path) -> tuple[str, int] | None:
     """What ``engine info`` says of a review gallery's folder without its ``review.json``
     (written last, with ``index.html``): thumbnails in ``thumbs/`` and nothing else but hidden
@@ -2300,7 +2382,10 @@ def _describe_output(
             return "a demo folder (engine demo)", rendered, not live
         if outputs := _outputs_within(folder, splits):  # runs/predict/, the demo's label/
             renderables = [r for _, rs, _ in outputs for r in [*rs, ""]][:-1]
-            return "a folder of engine outputs", renderables, sum(n for _, _, n in outputs)
+            problems = sum(n for _, _, n in outputs)
+            if (unexported := _unexported_pretrain(folder)) is not None:
+                renderables, problems = [*renderables, "", unexported[0]], problems + unexported[1]
+            return "a folder of engine outputs", renderables, problems
 
         if half := _half_swapped_subset(folder):  # masks/ in, its subset.json not yet
             return "an annotated subset not finished", [half], 1
@@ -2330,6 +2415,10 @@ def _describe_output(
         # holds no lock file: before, "no image split folders found", exit 2, as of a wrong folder
         if half := _half_swapped_export(folder) or _half_swapped_conversion(folder):
             return "a write not finished", [half], 1
+        if staged := _staged_conversion(folder):
+            return "a write not finished", [staged[0]], staged[1]
+        if converted := _converted_sam(folder):
+            return "a SAM model (engine convert-sam)", [converted], 0
         if (listed := render_image_list(folder)) is not None:  # a pick list without its record
             return "a list of image names", listed, 0
         return None

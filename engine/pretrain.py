@@ -30,6 +30,8 @@ __all__ = ["BUILTIN", "PRETRAIN_SEED", "PretrainConfig", "pretrain", "pretrain_t
 
 PRETRAIN_SEED = 1000  # scenes of the stand-in's training set (the demo's default seeds are 0, 1)
 KEEP = ("format", "step", "model", "model_config", "taxonomy", "config")
+# in --out, exported last: engine info tells a run stopped before it by its absence
+CHECKPOINT_NAME = "demo_tiny_mass7.pt"
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class PretrainConfig:
     @property
     def checkpoint(self) -> Path:
         """The exported checkpoint: what ``engine demo --init`` takes."""
-        return self.out / "demo_tiny_mass7.pt"
+        return self.out / CHECKPOINT_NAME
 
 
 def pretrain_train_config(cfg: PretrainConfig) -> Any:

@@ -29,7 +29,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from annotations.fileio import atomic_file, not_this_output, output_kind, unreadable_torch_file
+from annotations.fileio import (
+    atomic_file,
+    not_this_output,
+    output_kind,
+    remove_dead_temporaries,
+    unreadable_torch_file,
+)
 from engine.runinfo import TRAIN_RUN_RECORDS
 from trainer.finite import check_finite
 from trainer.release_file import is_release_checkpoint, unconverted_release
@@ -70,6 +76,8 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     checkpoint on a shared machine is read by the others who predict with it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # a killed save's temporary file, as big as the checkpoint (convert-massformer's)
+    remove_dead_temporaries(path)
     with atomic_file(path) as f:
         writer = _WriteErrors(f)
         try:

@@ -1743,6 +1743,35 @@ def test_pick_refuses_a_list_path_its_record_would_overwrite_or_a_folder(tmp_pat
     assert not (tmp_path / "pick.json").exists()
 
 
+def test_a_pick_rerun_killed_before_its_record_leaves_no_record_of_the_earlier_list(
+    tmp_path, world
+):
+    """``engine annotate pick`` run again over an earlier list and killed (``kill -9``) as it
+    put its new record in, the new list written: the earlier ``pick.json`` stayed beside it,
+    and engine info read it as the new list's ("2 images", "1 low-confidence") where the list
+    held 1; its split decided the export of the new list (a pick of another split exported as
+    the earlier one's, refused). The earlier record goes before the new list is written: a
+    list without a record, said as one; the rerun writes both."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.annotate import list_split
+    from tests.loop_helpers import KILLED_AT, run_killed
+
+    _, run, _ = world
+    out = tmp_path / "pick.txt"
+    args = ["annotate", "pick", str(run), "--out", str(out), "--no-progress"]
+    assert CliRunner().invoke(app, [*args, "-n", "2"]).exit_code == 0
+    run_killed(KILLED_AT, "pick.json", *args, "-n", "1")
+    assert len(out.read_text().split()) == 1  # the new list in place, its record not
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+    assert res.exit_code == 0, res.output
+    assert f"{out}: a list of 1 image name (no pick record pick.json beside it)" in res.output
+    assert list_split(out) is None
+    assert CliRunner().invoke(app, [*args, "-n", "1"]).exit_code == 0
+    assert len(json.loads(out.with_suffix(".json").read_text())["picks"]) == 1
+
+
 # -- CLI ---------------------------------------------------------------------------------------
 def test_cli_pick_export_import(tmp_path, world):
     from typer.testing import CliRunner

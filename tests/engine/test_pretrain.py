@@ -55,6 +55,45 @@ def test_demo_pretrain_writes_a_7_class_checkpoint_with_its_provenance(tmp_path)
     assert res.exit_code == 2 and "a run on other scenes" in res.output
 
 
+# ``python -c KILLED_AS_TYPED NAME ARGS...``: ``engine ARGS`` with the argv a shell gives it (the
+# one environment.json records), killed (SIGKILL) as it renames a file it wrote onto NAME
+KILLED_AS_TYPED = """
+import os, signal, sys
+name = sys.argv.pop(1)
+real = os.replace
+def replace(src, dst):
+    if os.path.basename(dst) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(src, dst)
+os.replace = replace
+sys.argv[0] = "engine"
+from cli import app
+app(sys.argv[1:])
+"""
+
+
+def test_a_run_killed_before_its_export_is_not_finished_and_its_rerun_exports(tmp_path):
+    """``kill -9`` of ``engine demo-pretrain`` as it put its exported checkpoint in, its
+    training finished (crash-injection pass 58): engine info read the folder as a finished
+    training run (exit 0, "next: engine predict --checkpoint OUT/train/last.pt"), the command's
+    own checkpoint missing. Now it says the command did not finish and that running it again
+    exports it (exit 1); the rerun does."""
+    from tests.loop_helpers import run_killed
+
+    out = tmp_path / "pre"
+    args = ["demo-pretrain", "--out", str(out), *SMALL]
+    run_killed(KILLED_AS_TYPED, "demo_tiny_mass7.pt", *args)
+    assert (out / "train" / "last.pt").is_file() and not (out / "demo_tiny_mass7.pt").exists()
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+    assert res.exit_code == 1, res.output
+    assert (
+        f"{out}: engine demo-pretrain not finished: its checkpoint {out / 'demo_tiny_mass7.pt'} "
+        "not exported yet; run the same engine demo-pretrain command again"
+    ) in " ".join(res.output.split())
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert CliRunner().invoke(app, ["info", str(out)]).exit_code == 0
+
+
 def test_pretraining_is_the_demo_recipe_without_new_classes(tmp_path):
     demo = DemoConfig(init="none")
     train = pretrain_train_config(PretrainConfig(out=tmp_path))

@@ -184,6 +184,67 @@ def test_converted_folder_records_its_checkpoint_and_reconverts_to_the_same_byte
     assert set(modes.values()) == {file_mode()}, modes
 
 
+def test_a_conversion_killed_before_its_swap_is_said_unfinished_and_written_again(tmp_path):
+    """``kill -9`` of ``engine convert-sam`` as it put its swap record into its staging folder,
+    its files written there (crash-injection pass 58): the folder holding only that hidden
+    folder, engine info said "no image split folders found" (exit 2), as of a wrong folder.
+    Now it says the conversion stopped and that the same command writes the whole model
+    (exit 1); that command does."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from tests.loop_helpers import KILLED_AT, run_killed
+
+    torch.save(_small_sd(), tmp_path / "sam_small.pth")
+    out = tmp_path / "sam"
+    args = ["convert-sam", str(tmp_path / "sam_small.pth"), str(out)]
+    run_killed(KILLED_AT, ".swap.json", *args)
+    assert [p.name.startswith(".convert-sam.") for p in out.iterdir()] == [True]
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+    assert res.exit_code == 1, res.output
+    assert (
+        f"{out}: a conversion (engine convert-sam) stopped before it put its model's files in "
+        f"(only its staging folder is here): engine convert-sam into {out} writes the whole model"
+    ) in res.output
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json", "convert-sam.json", "model.safetensors", "processor_config.json"
+    ]  # fmt: skip
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+    assert res.exit_code == 0, res.output  # before: "no image split folders found", exit 2
+    said = f"{out}: a SAM model engine convert-sam converted from {tmp_path / 'sam_small.pth'}"
+    assert f"{said}: give it to engine label as --segmenter {out}" in res.output
+
+
+def test_a_conversion_killed_removing_its_staging_folder_is_said_converted(tmp_path):
+    """``kill -9`` of ``engine convert-sam`` as it removed its emptied staging folder, its model
+    whole (crash-injection pass 58, kill points 9 to 11): engine info said "no image split
+    folders found" (exit 2), as of a finished conversion; the same command refuses the folder
+    (converted once). Now a converted model, the staging folder named to delete."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from tests.loop_helpers import KILLED_UNLINKING, run_killed
+
+    torch.save(_small_sd(), tmp_path / "sam_small.pth")
+    out = tmp_path / "sam"
+    run_killed(
+        KILLED_UNLINKING,
+        ".swap.json",
+        "1",
+        "convert-sam",
+        str(tmp_path / "sam_small.pth"),
+        str(out),
+    )
+    (staging,) = out.glob(".convert-sam.*")
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+    assert res.exit_code == 0, res.output
+    assert (
+        f"--segmenter {out} ({staging.name}/, left by the conversion killed as it finished: delete it)"
+        in res.output
+    )
+
+
 def test_a_conversion_onto_a_mount_that_refuses_chmod_keeps_the_mounts_mode(tmp_path, monkeypatch):
     """FAT, SMB without Unix extensions, s3fs refuse chmod (EPERM): the converted files keep
     the mount's mode, as every output does there. convert-sam is the one command that still

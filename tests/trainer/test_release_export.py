@@ -127,6 +127,38 @@ def test_cli_to_release_names_the_config_lines(tmp_path: Path) -> None:
         assert src.read_bytes() == before
 
 
+def test_a_conversion_killed_writing_leaves_a_temporary_file_its_rerun_removes(
+    tmp_path: Path,
+) -> None:
+    """``kill -9`` of ``engine convert-massformer --to-release`` as it put its written file in
+    (crash-injection pass 58): the hidden ``.r.pth.*.tmp`` beside ``--out``, as big as the
+    checkpoint, stayed after every rerun (no run folder's lock covers a folder of the user's).
+    The rerun removes its own name's killed temporaries; another file's, and one being written
+    (its lock held), stay."""
+    import fcntl
+
+    from tests.loop_helpers import KILLED_AT, run_killed
+
+    src = _engine_checkpoint(tmp_path / "last.pt", "massformer_r50", MASS13K)
+    out = tmp_path / "r.pth"
+    args = ["convert-massformer", str(src), "--to-release", "--out", str(out)]
+    run_killed(KILLED_AT, "r.pth", *args)
+    (killed,) = tmp_path.glob(".r.pth.*.tmp")
+    assert not out.exists() and killed.stat().st_size > 100_000_000
+    other = tmp_path / ".r.pth.bak.0123abcd.tmp"  # r.pth.bak's, not r.pth's
+    other.write_bytes(b"x")
+    live = tmp_path / ".r.pth.live0000.tmp"  # a conversion writing it now
+    live.write_bytes(b"y")
+    with open(live, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["last.pt", "r.pth", other.name, live.name]
+    )
+    assert set(torch.load(out, weights_only=True)) == {"state_dict", "meta"}
+
+
 def test_other_presets_are_refused_in_one_line(tmp_path: Path) -> None:
     src = _engine_checkpoint(tmp_path / "tiny.pt", "tiny")
     out = tmp_path / "r.pth"
