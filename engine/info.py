@@ -2155,6 +2155,8 @@ def leftover_note(folder: str | os.PathLike) -> str | None:
         # a report or gallery killed before its record (its lock file names it): its rerun
         # removes them; before, "no engine command writes this folder: delete them"
         or any(_left_by(folder, command) for command in ("engine report", "engine review"))
+        # its export's (OUT/.demo_tiny_mass7.pt.*.tmp): the same command's save removes it
+        or _pretrain_folder(folder)
     )  # a plain dataset's root: no engine command writes it, nor removes them
     after = (
         f"the next run of the command that writes {folder} removes them"
@@ -2219,8 +2221,7 @@ def _unexported_pretrain(folder: Path) -> tuple[str, int] | None:
     from engine.runlock import writers
 
     checkpoint = folder / CHECKPOINT_NAME
-    argv = _environment(folder / "train" / "environment.json").get("argv") or []
-    if checkpoint.exists() or "demo-pretrain" not in argv[1:2]:
+    if checkpoint.exists() or not _pretrain_folder(folder):
         return None
     if writers(folder / "train"):
         return f"{folder}: engine demo-pretrain is training now; it exports {checkpoint} last", 0
@@ -2230,6 +2231,13 @@ def _unexported_pretrain(folder: Path) -> tuple[str, int] | None:
         "where there is one, then exports)",
         1,
     )
+
+
+def _pretrain_folder(folder: Path) -> bool:
+    """Whether ``folder`` is ``engine demo-pretrain``'s ``--out``: its training in ``train/``,
+    started by that command (``train/environment.json``'s argv)."""
+    argv = _environment(folder / "train" / "environment.json").get("argv") or []
+    return "demo-pretrain" in argv[1:2]
 
 
 def _unfinished_review(folder: Path) -> tuple[str, int] | None:

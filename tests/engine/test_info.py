@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -1791,6 +1792,27 @@ def test_a_run_killed_writing_its_first_file_leaves_a_note_its_rerun_keeps(tmp_p
     res, text = _info(["info", str(run)])
     assert res.exit_code == 1 and "stopped before it wrote anything here" in text, res.output
     assert text.endswith(f"the next run of the command that writes {run} removes them"), text
+
+
+def test_a_demo_pretrain_export_killed_leaves_a_note_its_rerun_keeps(tmp_path):
+    """``engine demo-pretrain`` killed as it put its exported checkpoint in left
+    ``OUT/.demo_tiny_mass7.pt.*.tmp`` (crash-injection pass 58), which the same command, run
+    again, removes (its save removes its own name's killed temporaries): engine info's note
+    said "no engine command writes this folder: delete them". Another training's folder, with
+    the same file, is still told so."""
+    from engine.info import leftover_note
+
+    for argv, promised in ((["engine", "demo-pretrain"], True), (["engine", "train"], False)):
+        out = tmp_path / argv[1]
+        (out / "train").mkdir(parents=True)
+        (out / "train" / "environment.json").write_text(json.dumps({"argv": argv}))
+        (out / ".demo_tiny_mass7.pt.abcd1234.tmp").write_bytes(b"x")
+        note = leftover_note(out)
+        assert note is not None and note.endswith(
+            f"the next run of the command that writes {out} removes them"
+            if promised
+            else "no engine command writes this folder: delete them"
+        ), note
 
 
 def test_a_folder_of_a_chart_or_overlays_no_report_wrote_is_no_unfinished_report(tmp_path):
