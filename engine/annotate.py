@@ -28,6 +28,7 @@ from scipy import ndimage
 
 from annotations.cvat import CVAT_XML, cvat_xml_to_masks, is_cvat_xml
 from annotations.fileio import (
+    atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     check_expanded,
@@ -1553,13 +1554,25 @@ def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
     # --images reads back (composed_stems); it raised UnicodeEncodeError and no list was written
     # an earlier pick's record goes before the new list is written: one killed between the two
     # left the earlier record beside the new list, read as its (engine info's count, the split
-    # export --images took); now a list without a record until its own is written
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(out.with_suffix(".json"))
-    with folders_removed_on_failure(out):  # a full disk: no new, empty folder left behind
-        atomic_write_text(out, "".join(f"{p.stem}\n" for p in picks))
-    by_stem = {s.stem: s for s in stats}
+    # export --images took); now a list without a record until its own is written. A list
+    # refused (a full disk) puts the earlier record back, the earlier list left as it was:
+    # before, that list lost its record
     record = out.with_suffix(".json")
+    try:
+        earlier = record.read_bytes()
+    except OSError:  # none, or not to be read: not put back
+        earlier = None
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(record)
+    try:
+        with folders_removed_on_failure(out):  # a full disk: no new, empty folder left behind
+            atomic_write_text(out, "".join(f"{p.stem}\n" for p in picks))
+    except BaseException:
+        if earlier is not None:
+            with contextlib.suppress(OSError):  # the list's error is the one said
+                atomic_write_bytes(record, earlier)
+        raise
+    by_stem = {s.stem: s for s in stats}
     with folders_removed_on_failure(record):  # and the temporaries of its killed writes
         atomic_write_json(
             record,

@@ -1772,6 +1772,34 @@ def test_a_pick_rerun_killed_before_its_record_leaves_no_record_of_the_earlier_l
     assert len(json.loads(out.with_suffix(".json").read_text())["picks"]) == 1
 
 
+def test_a_pick_rerun_that_fails_writing_its_list_keeps_the_earlier_record(
+    tmp_path, world, monkeypatch
+):
+    """``engine annotate pick`` run again over an earlier list, its new list refused (a full
+    disk): the earlier ``pick.json`` was removed before the list was written (so that a kill
+    between the two leaves no record of the earlier list beside the new one), and the earlier
+    list, left as it was, lost its record (its split, its reasons). Now put back."""
+    import errno
+
+    import engine.annotate as annotate
+
+    _, run, _ = world
+    out = tmp_path / "pick.txt"
+    pick_for_annotation(PickConfig(run=str(run), n=2, out=str(out)))
+    earlier = (out.read_bytes(), out.with_suffix(".json").read_bytes())
+    real = annotate.atomic_write_text
+
+    def full(path, text):
+        if Path(path) == out:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out))
+        return real(path, text)
+
+    monkeypatch.setattr(annotate, "atomic_write_text", full)
+    with pytest.raises(OSError, match="No space left"):
+        pick_for_annotation(PickConfig(run=str(run), n=1, out=str(out)))
+    assert (out.read_bytes(), out.with_suffix(".json").read_bytes()) == earlier
+
+
 # -- CLI ---------------------------------------------------------------------------------------
 def test_cli_pick_export_import(tmp_path, world):
     from typer.testing import CliRunner
