@@ -2225,6 +2225,9 @@ def _unexported_pretrain(folder: Path) -> tuple[str, int] | None:
         return None
     if writers(folder / "train"):
         return f"{folder}: engine demo-pretrain is training now; it exports {checkpoint} last", 0
+    if lockless(folder / "train"):  # a run there goes on unlocked: not told stopped
+        doing = f"engine demo-pretrain is training it (its checkpoint {checkpoint} not exported)"
+        return _cannot_tell(folder, doing, "engine demo-pretrain")
     return (
         f"{folder}: engine demo-pretrain not finished: its checkpoint {checkpoint} not exported "
         "yet; run the same engine demo-pretrain command again (it goes on from train/last.pt "
@@ -2235,9 +2238,16 @@ def _unexported_pretrain(folder: Path) -> tuple[str, int] | None:
 
 def _pretrain_folder(folder: Path) -> bool:
     """Whether ``folder`` is ``engine demo-pretrain``'s ``--out``: its training in ``train/``,
-    started by that command (``train/environment.json``'s argv)."""
-    argv = _environment(folder / "train" / "environment.json").get("argv") or []
-    return "demo-pretrain" in argv[1:2]
+    started by that command (:func:`_train_command`)."""
+    return _train_command(folder / "train") == "engine demo-pretrain"
+
+
+def _train_command(run: Path) -> str:
+    """The command that started the training run ``run`` and goes on with it: ``engine
+    demo-pretrain`` where its ``environment.json``'s argv says so, else ``engine train``."""
+    argv = _environment(run / "environment.json").get("argv")
+    pretrain = isinstance(argv, list) and argv[1:2] == ["demo-pretrain"]
+    return "engine demo-pretrain" if pretrain else "engine train"
 
 
 def _unfinished_review(folder: Path) -> tuple[str, int] | None:
@@ -2434,7 +2444,7 @@ def _describe_output(
     if record == "config.yaml":  # a training run before its first logged step
         train = train_run_stats(path)
         live = writers(path)  # its lock probed once: the lines and the exit status agree
-        rendered = render_train_run(train, live) + _unlocked(path, not live, "engine train")
+        rendered = render_train_run(train, live) + _unlocked(path, not live, _train_command(path))
         return what, rendered, not live
     if record == "subset.json":
         # new masks/ beside the old subset.json, or none yet: not checked against it (each
@@ -2467,7 +2477,7 @@ def _describe_output(
         train = train_run_stats(path)
         live = writers(path)  # its lock probed once: the lines and the exit status agree
         stopped = not train.finished and not live
-        rendered = render_train_run(train, live) + _unlocked(path, stopped, "engine train")
+        rendered = render_train_run(train, live) + _unlocked(path, stopped, _train_command(path))
         return what, rendered, stopped
     if record == "report.json":
         return what, render_report(path), 0

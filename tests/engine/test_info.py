@@ -1815,6 +1815,48 @@ def test_a_demo_pretrain_export_killed_leaves_a_note_its_rerun_keeps(tmp_path):
         ), note
 
 
+def test_a_demo_pretrain_going_on_unlocked_is_not_told_stopped(tmp_path, monkeypatch):
+    """On a file system without locks (ENOLCK) ``engine demo-pretrain`` trains unlocked: engine
+    info told its folder "not finished ... run the same engine demo-pretrain command again" (a
+    second run beside the first) and its training "run the same engine train command again",
+    which exports nothing. Now it says it cannot tell, both naming engine demo-pretrain."""
+    from engine.runlock import exclusive
+    from tests.loop_helpers import no_locks
+
+    out = tmp_path / "pre"
+    out.mkdir()
+    _train_run(out / "train", iters=10, step=4)
+    argv = ["engine", "demo-pretrain", "--out", str(out)]
+    (out / "train" / "environment.json").write_text(json.dumps({"argv": argv}))
+    no_locks(monkeypatch)
+    with exclusive(out / "train", "engine demo-pretrain"):  # going on, unlocked
+        res, said = _info(["info", str(out), "--no-progress"])
+    assert res.exit_code == 1, res.output
+    assert "engine train command" not in said, said
+    tail = (
+        "which engine info cannot tell on a file system without locks: once no engine command "
+        "runs on it, run the same engine demo-pretrain command again"
+    )
+    assert f"note: {out / 'train'}: a run is writing it now or was stopped, {tail}" in said, said
+    assert said.endswith(
+        f"{out}: not finished: engine demo-pretrain is training it (its checkpoint "
+        f"{out / 'demo_tiny_mass7.pt'} not exported) now, or was stopped, {tail}"
+    ), said
+
+
+def test_a_training_run_s_argv_edited_by_hand_does_not_stop_engine_info(tmp_path):
+    """A training run's ``environment.json`` whose ``argv`` is no list (edited by hand): engine
+    info of the folder above it, asking whether engine demo-pretrain started it, stopped with
+    "holds a value of an unexpected type" (exit 2), its runs not shown."""
+    out = tmp_path / "pre"
+    out.mkdir()
+    _train_run(out / "train", iters=10, step=4)
+    (out / "train" / "environment.json").write_text(json.dumps({"argv": {"0": "engine"}}))
+    res, said = _info(["info", str(out), "--no-progress"])
+    assert res.exit_code == 1 and "unexpected type" not in said, res.output
+    assert "4 of 10" in said and "demo-pretrain" not in said, said
+
+
 def test_a_folder_of_a_chart_or_overlays_no_report_wrote_is_no_unfinished_report(tmp_path):
     """A report killed among its chart and overlays is told unfinished (its folder holds its
     lock file, with its record): a folder of the user's that holds a ``chart.png`` or an
