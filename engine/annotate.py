@@ -1562,8 +1562,8 @@ def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
         earlier = record.read_bytes()
     except OSError:  # none, or not to be read: not put back
         earlier = None
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(record)
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # the list's write says
+        os.unlink(record)  # a file on the way, "is a file, not a folder"
     try:
         with folders_removed_on_failure(out):  # a full disk: no new, empty folder left behind
             atomic_write_text(out, "".join(f"{p.stem}\n" for p in picks))

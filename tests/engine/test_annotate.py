@@ -1800,6 +1800,23 @@ def test_a_pick_rerun_that_fails_writing_its_list_keeps_the_earlier_record(
     assert (out.read_bytes(), out.with_suffix(".json").read_bytes()) == earlier
 
 
+def test_a_pick_list_under_a_file_is_said_so(tmp_path, world):
+    """``annotate pick --out FILE/pick.txt`` (a file where a folder should be): the removal of
+    an earlier record before the list said ``FILE/pick.json: Not a directory``, naming a file
+    the command never meant to write; now the list's write says it, as before that removal."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    _, run, _ = world
+    file = tmp_path / "afile"
+    file.write_text("x")
+    args = ["annotate", "pick", str(run), "--out", str(file / "pick.txt"), "-n", "1"]
+    res = CliRunner().invoke(app, [*args, "--no-progress"])
+    assert res.exit_code == 2, res.output
+    assert f"error: {file}: is a file, not a folder" in res.output, res.output
+
+
 # -- CLI ---------------------------------------------------------------------------------------
 def test_cli_pick_export_import(tmp_path, world):
     from typer.testing import CliRunner
