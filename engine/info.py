@@ -1185,6 +1185,8 @@ def render_train_run(stats: TrainRunStats, live: dict[str, str] | None = None) -
     # the generic line stands (the fifty-first round said "validates it" there too)
     if stats.step >= iters and stats.pending == "validation" and stats.saved == stats.step:
         first, way_on = " during its last validation", f"{resume} validates it"
+    if _train_command(stats.root) == "engine demo-pretrain":  # engine train exports nothing
+        way_on = "run the same engine demo-pretrain command again (it goes on, then exports)"
     state = (
         f"running now: {holder}"
         if holder

@@ -1857,6 +1857,23 @@ def test_a_training_run_s_argv_edited_by_hand_does_not_stop_engine_info(tmp_path
     assert "4 of 10" in said and "demo-pretrain" not in said, said
 
 
+def test_a_demo_pretrain_training_stopped_names_demo_pretrain_to_go_on(tmp_path):
+    """``engine demo-pretrain`` killed mid-training, its ``train/last.pt`` written: its training
+    run's line said "stopped: engine train --out OUT/train --resume continues it", which
+    exports nothing, beside the folder's "run the same engine demo-pretrain command again"."""
+    out = tmp_path / "pre"
+    out.mkdir()
+    _train_run(out / "train", iters=10, step=4)
+    (out / "train" / "last.pt").write_bytes(b"x")
+    argv = ["engine", "demo-pretrain", "--out", str(out)]
+    (out / "train" / "environment.json").write_text(json.dumps({"argv": argv}))
+    for given in (out, out / "train"):
+        res, said = _info(["info", str(given), "--no-progress"])
+        assert res.exit_code == 1, res.output
+        assert "engine train " not in said, said
+        assert "stopped: run the same engine demo-pretrain command again (it goes on, then " in said
+
+
 def test_a_folder_of_a_chart_or_overlays_no_report_wrote_is_no_unfinished_report(tmp_path):
     """A report killed among its chart and overlays is told unfinished (its folder holds its
     lock file, with its record): a folder of the user's that holds a ``chart.png`` or an
