@@ -1515,6 +1515,11 @@ def image_stat(run: LabelRun, split: str, stem: str, tiny_fraction: float = 1e-3
     return ImageStats(stem, conf, n, tiny, source)
 
 
+def _as_written(text: str) -> bytes:
+    """The bytes :func:`annotations.fileio.atomic_write_text` writes of ``text``."""
+    return text.encode("utf-8", "backslashreplace")
+
+
 def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
     """Choose images of a run to annotate; writes the stems (one per line) and a JSON twin."""
     check_pick(cfg.n, cfg.low_confidence, cfg.many_or_tiny)  # before reading a large split
@@ -1564,12 +1569,14 @@ def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
         earlier = None
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # the list's write says
         os.unlink(record)  # a file on the way, "is a file, not a folder"
+    listed = "".join(f"{p.stem}\n" for p in picks)
     try:
         with folders_removed_on_failure(out):  # a full disk: no new, empty folder left behind
-            atomic_write_text(out, "".join(f"{p.stem}\n" for p in picks))
+            atomic_write_text(out, listed)
     except BaseException:
-        if earlier is not None:
-            with contextlib.suppress(OSError):  # the list's error is the one said
+        # not where the new list is in all the same (a Ctrl-C just after its rename)
+        with contextlib.suppress(OSError):  # the list's error is the one said
+            if earlier is not None and out.read_bytes() != _as_written(listed):
                 atomic_write_bytes(record, earlier)
         raise
     by_stem = {s.stem: s for s in stats}

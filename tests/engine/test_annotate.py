@@ -1799,6 +1799,17 @@ def test_a_pick_rerun_that_fails_writing_its_list_keeps_the_earlier_record(
         pick_for_annotation(PickConfig(run=str(run), n=1, out=str(out)))
     assert (out.read_bytes(), out.with_suffix(".json").read_bytes()) == earlier
 
+    def interrupted(path, text):  # a Ctrl-C just after the new list's rename
+        real(path, text)
+        if Path(path) == out:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(annotate, "atomic_write_text", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pick_for_annotation(PickConfig(run=str(run), n=1, out=str(out)))
+    assert len(out.read_text().split()) == 1  # the new list: not the earlier record beside it
+    assert not out.with_suffix(".json").exists()
+
 
 def test_a_pick_list_under_a_file_is_said_so(tmp_path, world):
     """``annotate pick --out FILE/pick.txt`` (a file where a folder should be): the removal of
