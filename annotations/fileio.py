@@ -357,15 +357,26 @@ def _locked_as_writers(fd: int, name: str) -> bool:
     the link count, which NFS keeps at 1 for an open file it removes, renamed ``.nfsXXXX``):
     the writer makes another. True where there are no locks (Windows, a file system refusing
     them, ENOLCK): the file is written unlocked, and no removal takes it."""
-    if (fcntl := _fcntl()) is None:
+    if (taken := try_lock(fd, exclusive=True)) is None:
         return True
+    return taken and same_file(fd, name)
+
+
+def try_lock(fd: int, exclusive: bool = False) -> bool | None:
+    """Take an ``flock`` on the file or folder open at ``fd`` without waiting, shared or
+    ``exclusive``, held until ``fd`` closes: True where taken, False where another process
+    holds it, None where there are no locks to take (Windows: no ``fcntl``; a file system
+    refusing them: ENOLCK). The probe of the temporary files' writers' locks here and of the
+    run locks' files and folders (:func:`engine.runlock.lockless`, ``engine info``)."""
+    if (fcntl := _fcntl()) is None:
+        return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
     except OSError:
-        return True
-    return same_file(fd, name)
+        return None
+    return True
 
 
 def _fcntl() -> Any:
@@ -587,18 +598,10 @@ def _lock_free(tmp: str) -> bool:
 def _probe(fd: int) -> bool | None:
     """Take a shared ``flock`` on the temporary file open at ``fd`` (held until ``fd`` closes):
     True where no process holds its lock, False where one does (its writer lives), None where
-    that is not known (not a regular file, no locks here: ENOLCK). Where ``fcntl`` exists."""
-    import fcntl
-
+    that is not known (not a regular file, no locks here: ENOLCK)."""
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    except OSError:
-        return None
-    return True
+    return try_lock(fd)
 
 
 def remove_if_dead(tmp: str | os.PathLike, unknown: bool = False) -> bool:

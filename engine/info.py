@@ -30,6 +30,7 @@ from annotations.fileio import (
     fused_source,
     is_dataset_root,
     output_kind,
+    try_lock,
 )
 from annotations.fileio import spec_file as find_spec_file
 from annotations.labelmap import IGNORE, byte_histogram, read_label
@@ -2011,18 +2012,13 @@ def _staged_conversion(folder: Path) -> tuple[str, int] | None:
     if not entries or any(not (p.name.startswith(STAGING) and p.is_dir()) for p in entries):
         return None
     try:
-        import fcntl
-
         fd = os.open(folder, os.O_RDONLY)
-    except (ImportError, OSError):  # no locks (Windows), or not to be opened: cannot tell
-        fcntl, fd = None, None
+    except OSError:  # not to be opened (Windows, a folder): cannot tell
+        fd = None
     if fd is not None:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return f"{folder}: engine convert-sam is writing a model into it now", 0
-        except OSError:
-            pass  # a file system without locks on folders: told as stopped, as below
+        try:  # no locks here (Windows, ENOLCK): told as stopped, as below
+            if try_lock(fd) is False:
+                return f"{folder}: engine convert-sam is writing a model into it now", 0
         finally:
             os.close(fd)  # the probe's lock with it
     return (

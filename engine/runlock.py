@@ -630,22 +630,21 @@ def remove_temporaries(folder: Path, own: str = LOCK_NAME) -> int:
 
 
 def _held_by(path: Path) -> str | None:
-    """Who holds the lock file ``path`` (:func:`_holder`), None when no process does."""
-    import fcntl
+    """Who holds the lock file ``path`` (:func:`_holder`), None when no process does (or a file
+    system without locks: nothing to learn)."""
+    from annotations.fileio import try_lock
 
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
         return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:  # a copy's lock file held by its original's run: not this one's
+        if try_lock(fd) is not False:
+            return None
+        # a copy's lock file held by its original's run: not this one's
         return None if _another_folders(fd, path.parent) else _holder(fd)
-    except OSError:
-        return None  # a file system without locks: nothing to learn
     finally:
         os.close(fd)  # releases the probe's lock
-    return None
 
 
 def lockless(folder: str | os.PathLike) -> bool:
@@ -655,8 +654,10 @@ def lockless(folder: str | os.PathLike) -> bool:
     (:func:`exclusive`), its lock file empty, and :func:`writer` cannot find it: an empty lock
     file is a run going on or one killed, which no probe tells apart. Before the fifty-seventh
     round's review ``.lock`` alone was probed, so a shard going on there was told stopped."""
+    from annotations.fileio import try_lock
+
     try:
-        import fcntl
+        import fcntl  # noqa: F401 - only whether it exists
     except ImportError:  # Windows: no flock, and exclusive makes no lock file
         return False
     for path in sorted(Path(folder).glob(f"{LOCK_NAME}*")):  # one file system: one probe
@@ -665,14 +666,9 @@ def lockless(folder: str | os.PathLike) -> bool:
         except OSError:
             continue
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False  # held: locks work here
-        except OSError:
-            return True
+            return try_lock(fd) is None  # taken or held: locks work here
         finally:
             os.close(fd)  # releases the probe's lock
-        return False
     return False
 
 
