@@ -323,7 +323,7 @@ def disk_full(monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
         yield
 
-    monkeypatch.setattr(annotations.fileio, "atomic_file", full)
+    monkeypatch.setattr(annotations.fileio.atomic, "atomic_file", full)
 
 
 @pytest.mark.parametrize("option", ["evaluate --json", "compare --json", "compare --markdown"])

@@ -145,7 +145,7 @@ def test_a_file_another_program_holds_open_on_windows_is_named_in_one_line(tmp_p
     def refused(src, dst):
         raise PermissionError(13, "Access is denied", os.fspath(src), None, os.fspath(dst))
 
-    monkeypatch.setattr(fileio.os, "replace", refused)
+    monkeypatch.setattr(fileio.atomic.os, "replace", refused)
     with pytest.raises(PermissionError) as e:
         fileio.atomic_write_text(dest, "new")
     assert str(e.value) == f"[Errno 13] Access is denied: '{dest}'"

@@ -859,7 +859,7 @@ def test_a_temporary_file_taken_for_a_killed_write_s_before_its_lock_is_made_aga
     (free: taken for a killed write's) removes it; the writer makes another and writes on."""
     import annotations.fileio as fileio
 
-    real, taken = fileio._locked_as_writers, []
+    real, taken = fileio.atomic._locked_as_writers, []
 
     def raced(fd, name):
         if not taken:  # a removal between the file's creation and its lock
@@ -868,7 +868,7 @@ def test_a_temporary_file_taken_for_a_killed_write_s_before_its_lock_is_made_aga
             assert fileio.remove_if_dead(taken[0])
         return real(fd, name)
 
-    monkeypatch.setattr(fileio, "_locked_as_writers", raced)
+    monkeypatch.setattr(fileio.atomic, "_locked_as_writers", raced)
     atomic_write_bytes(tmp_path / "c.json", b"data")
     assert (tmp_path / "c.json").read_bytes() == b"data"
     assert len(taken) == 1 and [p.name for p in tmp_path.iterdir()] == ["c.json"]
@@ -884,7 +884,7 @@ def test_a_temporary_file_taken_on_nfs_before_its_lock_is_made_again(tmp_path, m
     name gone and makes another."""
     import annotations.fileio as fileio
 
-    real, taken = fileio._locked_as_writers, []
+    real, taken = fileio.atomic._locked_as_writers, []
     silly = tmp_path / ".nfs000000000000000100000001"
 
     def raced(*args):
@@ -892,11 +892,13 @@ def test_a_temporary_file_taken_on_nfs_before_its_lock_is_made_again(tmp_path, m
             (made,) = tmp_path.glob(".c.json.*.tmp")
             taken.append(made)
             with monkeypatch.context() as m:
-                m.setattr(fileio, "_removed", lambda path: os.rename(path, silly) or True)
+                m.setattr(
+                    fileio.temporaries, "_removed", lambda path: os.rename(path, silly) or True
+                )
                 assert fileio.remove_if_dead(made)
         return real(*args)
 
-    monkeypatch.setattr(fileio, "_locked_as_writers", raced)
+    monkeypatch.setattr(fileio.atomic, "_locked_as_writers", raced)
     atomic_write_bytes(tmp_path / "c.json", b"data")
     assert (tmp_path / "c.json").read_bytes() == b"data" and silly.read_bytes() == b""
     assert sorted(p.name for p in tmp_path.iterdir()) == [silly.name, "c.json"]
@@ -938,7 +940,7 @@ def test_a_killed_write_s_temporary_file_that_cannot_be_removed_fails_no_write(
             raise PermissionError(errno.EPERM, "Operation not permitted", os.fspath(path))
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(fileio.os, "unlink", sticky)
+    monkeypatch.setattr(fileio.temporaries.os, "unlink", sticky)
     with folders_removed_on_failure(tmp_path / "c.json"):
         atomic_write_bytes(tmp_path / "c.json", b"{}")
     assert fileio.remove_dead_temporaries(tmp_path / "c.json") == 0
@@ -955,7 +957,7 @@ def test_a_write_whose_lock_descriptor_is_refused_leaves_no_descriptor_open(tmp_
 
     import annotations.fileio as fileio
 
-    real, made = fileio._new_temporary, []
+    real, made = fileio.atomic._new_temporary, []
 
     def recorded(path):
         made.append(real(path))
@@ -964,8 +966,8 @@ def test_a_write_whose_lock_descriptor_is_refused_leaves_no_descriptor_open(tmp_
     def refused(fd):
         raise OSError(errno.EMFILE, "Too many open files")
 
-    monkeypatch.setattr(fileio, "_new_temporary", recorded)
-    monkeypatch.setattr(fileio.os, "dup", refused)
+    monkeypatch.setattr(fileio.atomic, "_new_temporary", recorded)
+    monkeypatch.setattr(fileio.atomic.os, "dup", refused)
     with pytest.raises(OSError, match="Too many open files.*c.json"):
         atomic_write_bytes(tmp_path / "c.json", b"data")
     monkeypatch.undo()
@@ -993,7 +995,7 @@ def test_a_ctrl_c_while_a_temporary_file_is_locked_leaves_neither_it_nor_its_des
         opened.append(fd)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fileio, "_locked_as_writers", interrupted)
+    monkeypatch.setattr(fileio.atomic, "_locked_as_writers", interrupted)
     with pytest.raises(KeyboardInterrupt):
         atomic_write_bytes(tmp_path / "c.json", b"data")
     monkeypatch.undo()

@@ -172,7 +172,7 @@ def test_failing_write_keeps_the_old_file_intact(tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(fileio.os, "replace", broken_replace)
+    monkeypatch.setattr(fileio.atomic.os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         write_label(path, np.zeros((2, 2), np.uint8))
     assert path.read_bytes() == before
@@ -180,7 +180,9 @@ def test_failing_write_keeps_the_old_file_intact(tmp_path, monkeypatch):
 
 
 def test_interrupted_write_removes_temp(tmp_path, monkeypatch):
-    monkeypatch.setattr(fileio.os, "fsync", lambda fd: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(
+        fileio.atomic.os, "fsync", lambda fd: (_ for _ in ()).throw(KeyboardInterrupt)
+    )
     with pytest.raises(KeyboardInterrupt):
         atomic_write_bytes(tmp_path / "x.bin", b"abc")
     assert list(tmp_path.iterdir()) == []

@@ -2839,7 +2839,7 @@ def _killed_after_renames_into(out: Path, renames: int, write) -> None:
                 if len(done) == renames:
                     os._exit(137)
 
-        fileio.os.replace = replace  # the child's own module: the parent's is untouched
+        fileio.swaps.os.replace = replace  # the child's own module: the parent's is untouched
         try:
             write()
         finally:
@@ -4319,7 +4319,7 @@ def test_pick_on_a_full_disk_leaves_no_new_folder(tmp_path, world, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
         yield
 
-    monkeypatch.setattr(annotations.fileio, "atomic_file", full)
+    monkeypatch.setattr(annotations.fileio.atomic, "atomic_file", full)
     out = tmp_path / "new" / "p.txt"
     res = CliRunner().invoke(app, ["annotate", "pick", str(run), "-n", "2", "--out", str(out)])
     assert res.exit_code == 74, res.output

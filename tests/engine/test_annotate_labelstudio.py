@@ -238,9 +238,9 @@ def test_telling_the_format_parses_a_file_once(tmp_path, world, monkeypatch):
     project = tmp_path / "project.json"
     project.write_text(json.dumps(_annotated(json.loads(res.labelstudio.read_text()))))
     parsed = []
-    parse = fileio.parse_json
+    parse = fileio.reads.parse_json
     monkeypatch.setattr(
-        fileio, "parse_json", lambda data, path: parsed.append(path) or parse(data, path)
+        fileio.reads, "parse_json", lambda data, path: parsed.append(path) or parse(data, path)
     )
     for k, source in enumerate((project, res.coco)):
         parsed.clear()

@@ -47,7 +47,7 @@ class Io:
         self.phase = ""
         self._lock = threading.Lock()  # the labeler's writers run in threads
         for module, name, kind in (
-            (fileio, "read_bytes", "record reads"),
+            (fileio.reads, "read_bytes", "record reads"),
             (os, "scandir", "listings"),
             (os, "listdir", "listings"),
             (os, "replace", "renames"),

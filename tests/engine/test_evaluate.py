@@ -800,7 +800,7 @@ def test_a_compare_rerun_failing_before_its_files_puts_the_earlier_record_back(
         raise RuntimeError("--plot needs matplotlib")
 
     with monkeypatch.context() as m:
-        m.setattr(annotations.fileio, "atomic_file", full)
+        m.setattr(annotations.fileio.atomic, "atomic_file", full)
         with pytest.raises(OSError, match="No space left"):
             compare(replace(cfg, sources=ba))
     monkeypatch.setattr(engine.compare, "write_plot", no_matplotlib)

@@ -345,8 +345,8 @@ def test_a_project_copied_again_and_again_keeps_its_manifest_small(world, monkey
     manifest = world["out"] / "manifest.jsonl"
     latest = {(r["split"], r["stem"]): r["content"] for r in read_jsonl(manifest)}
     appends = []
-    cut = fileio._cut_torn_line
-    monkeypatch.setattr(fileio, "_cut_torn_line", lambda f: appends.append(1) or cut(f))
+    cut = fileio.appends._cut_torn_line
+    monkeypatch.setattr(fileio.appends, "_cut_torn_line", lambda f: appends.append(1) or cut(f))
     for copy in range(1, 7):
         _set_input_mtimes(world, lambda ns, copy=copy: 1_790_000_000_000_000_000 + copy * 10**9)
         appends.clear()

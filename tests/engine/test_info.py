@@ -616,13 +616,13 @@ def test_engine_info_reads_an_image_list_once(tmp_path, monkeypatch):
     listed = tmp_path / "list.txt"
     listed.write_text("a\nb.jpg\n")
     reads: list[Path] = []
-    real = fileio.read_bytes
+    real = fileio.reads.read_bytes
 
     def counted(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
         reads.append(Path(path))
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(fileio, "read_bytes", counted)
+    monkeypatch.setattr(fileio.reads, "read_bytes", counted)
     said = render_image_list(listed)
     assert said is not None and said[0].startswith(f"{listed}: a list of 2 image names"), said
     assert reads == [listed]
@@ -2745,7 +2745,7 @@ def test_info_plot_on_a_full_disk_leaves_no_new_folder(tmp_path: Path, monkeypat
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
         yield
 
-    monkeypatch.setattr(annotations.fileio, "atomic_file", full)
+    monkeypatch.setattr(annotations.fileio.atomic, "atomic_file", full)
     out = tmp_path / "new" / "shares.png"
     res = CliRunner().invoke(
         app, ["info", str(tmp_path / "data"), "--plot", str(out), "--no-progress"]

@@ -1634,7 +1634,7 @@ def test_a_full_disk_at_the_first_overlay_leaves_no_folder_of_its_own(world, mon
     def full(path):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(annotations.fileio, "atomic_file", full)
+    monkeypatch.setattr(annotations.fileio.atomic, "atomic_file", full)
     tmp, data, subset, _ = world
     (tmp / "empty").mkdir()
     cfg = ReportConfig(str(subset.root), str(tmp / out / "rep" if out == "new" else tmp / out),
@@ -1668,7 +1668,7 @@ def test_a_rerun_failing_at_its_first_overlay_leaves_the_earlier_report_finished
     def full(path):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(annotations.fileio, "atomic_file", full)
+    monkeypatch.setattr(annotations.fileio.atomic, "atomic_file", full)
     with pytest.raises(OSError):
         build_report(cfg)
     assert (out / "report.json").read_bytes() == record

@@ -1255,7 +1255,7 @@ def test_a_full_disk_at_the_first_thumbnail_leaves_no_folder_of_its_own(
     def full(path):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(annotations.fileio, "atomic_file", full)
+    monkeypatch.setattr(annotations.fileio.atomic, "atomic_file", full)
     run = gallery.index.parent.parent
     (tmp_path / "empty").mkdir()
     given = tmp_path / "new" / "g" if out == "new" else tmp_path / "empty"

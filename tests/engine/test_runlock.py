@@ -1089,7 +1089,7 @@ def test_a_folder_another_program_keeps_locked_is_waited_for_a_while_not_for_eve
 
     from annotations import fileio
 
-    monkeypatch.setattr(fileio, "FOLDER_LOCK_WAIT_S", 0.3, raising=False)
+    monkeypatch.setattr(fileio.appends, "FOLDER_LOCK_WAIT_S", 0.3, raising=False)
     run, stale = _run_with_a_killed_runs_temporary(tmp_path)
     wrapper = os.open(run, os.O_RDONLY)  # as flock(1) holds it around the command
     fcntl.flock(wrapper, fcntl.LOCK_EX)
