@@ -285,7 +285,7 @@ def test_a_missing_relative_model_folder_is_named_as_a_folder(
     ``models/gdino`` (one spelling per folder), it was asked of the hub as a hub id, and the
     error said ``hf download models/gdino``. Now the missing folder is named, the hub not asked."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("labeler.models.hub_unreachable", lambda: pytest.fail("hub asked"))
+    monkeypatch.setattr("labeler.models.weights.hub_unreachable", lambda: pytest.fail("hub asked"))
     extra = ["--backend", "simulated"] if option == "--refine" else []
     args = ["label", "--class", "Car", "--data", str(dataset), option, "./models/m", *extra]
     res = runner.invoke(app, args)
@@ -308,7 +308,7 @@ def test_a_library_callers_missing_relative_model_folder_is_named_as_a_folder(
     (a hub id's shape), it was asked of the hub and the error said ``hf download
     models/gdino``; engine label checked the folder as typed, the library did not."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("labeler.models.hub_unreachable", lambda: pytest.fail("hub asked"))
+    monkeypatch.setattr("labeler.models.weights.hub_unreachable", lambda: pytest.fail("hub asked"))
     cfg = LabelConfig(data=str(dataset), cls=ClassSpec("Car"), backend=backend, progress=False)
     cfg = dataclasses.replace(cfg, **{key: "./models/m"})  # a replace() keeps the spelling
     assert getattr(cfg, key) == "models/m" and "typed_paths" not in cfg.to_dict()
