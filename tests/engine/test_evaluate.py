@@ -1654,7 +1654,7 @@ def test_evaluate_of_a_mass13k_root_equals_its_split_folder(tmp_path: Path) -> N
     loads = []
     with pytest.MonkeyPatch.context() as mp:  # the root's spec is read once: telling it a
         # dataset (engine.evaluate.dataset_spec) loads the spec the split is read with
-        mp.setattr(ev, "load_spec", lambda p, f=ev.load_spec: loads.append(p) or f(p))
+        mp.setattr(ev.truth, "load_spec", lambda p, f=ev.truth.load_spec: loads.append(p) or f(p))
         split = evaluate(EvaluateConfig(pred, root, split="test", progress=False))
     assert loads == [root]
     assert ev.dataset_spec(root / "annotations" / "test") is None
