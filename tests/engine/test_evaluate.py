@@ -783,7 +783,7 @@ def test_a_compare_rerun_failing_before_its_files_puts_the_earlier_record_back(
     import errno
 
     import annotations.fileio
-    import engine.compare
+    import engine.compare.scoring
 
     gt_dir, a_dir, b_dir, tax, *_ = _compare_data(tmp_path)
     js, md = tmp_path / "out" / "c.json", tmp_path / "c.md"
@@ -803,7 +803,7 @@ def test_a_compare_rerun_failing_before_its_files_puts_the_earlier_record_back(
         m.setattr(annotations.fileio, "atomic_file", full)
         with pytest.raises(OSError, match="No space left"):
             compare(replace(cfg, sources=ba))
-    monkeypatch.setattr(engine.compare, "write_plot", no_matplotlib)
+    monkeypatch.setattr(engine.compare.scoring, "write_plot", no_matplotlib)
     with pytest.raises(RuntimeError, match="matplotlib"):  # the Markdown as it was: unchanged
         compare(replace(cfg, plot_out=tmp_path / "c.png"))
     assert js.read_bytes() == earlier and sorted(os.listdir(js.parent)) == ["c.json"]
