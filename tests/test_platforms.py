@@ -168,7 +168,7 @@ def test_a_review_of_images_on_another_drive_links_them_by_file_url(tmp_path, mo
             raise ValueError("path is on mount 'D:', start on mount 'C:'")
         return relpath(path, start)
 
-    monkeypatch.setattr(review.os.path, "relpath", ntpath_relpath)
+    monkeypatch.setattr(review.page.os.path, "relpath", ntpath_relpath)
     text = review.build_review(review.ReviewConfig(str(run), progress=False)).index.read_text(
         encoding="utf-8"
     )

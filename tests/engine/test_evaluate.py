@@ -783,7 +783,7 @@ def test_a_compare_rerun_failing_before_its_files_puts_the_earlier_record_back(
     import errno
 
     import annotations.fileio
-    import engine.compare
+    import engine.compare.scoring
 
     gt_dir, a_dir, b_dir, tax, *_ = _compare_data(tmp_path)
     js, md = tmp_path / "out" / "c.json", tmp_path / "c.md"
@@ -803,7 +803,7 @@ def test_a_compare_rerun_failing_before_its_files_puts_the_earlier_record_back(
         m.setattr(annotations.fileio.atomic, "atomic_file", full)
         with pytest.raises(OSError, match="No space left"):
             compare(replace(cfg, sources=ba))
-    monkeypatch.setattr(engine.compare, "write_plot", no_matplotlib)
+    monkeypatch.setattr(engine.compare.scoring, "write_plot", no_matplotlib)
     with pytest.raises(RuntimeError, match="matplotlib"):  # the Markdown as it was: unchanged
         compare(replace(cfg, plot_out=tmp_path / "c.png"))
     assert js.read_bytes() == earlier and sorted(os.listdir(js.parent)) == ["c.json"]
@@ -1654,7 +1654,7 @@ def test_evaluate_of_a_mass13k_root_equals_its_split_folder(tmp_path: Path) -> N
     loads = []
     with pytest.MonkeyPatch.context() as mp:  # the root's spec is read once: telling it a
         # dataset (engine.evaluate.dataset_spec) loads the spec the split is read with
-        mp.setattr(ev, "load_spec", lambda p, f=ev.load_spec: loads.append(p) or f(p))
+        mp.setattr(ev.truth, "load_spec", lambda p, f=ev.truth.load_spec: loads.append(p) or f(p))
         split = evaluate(EvaluateConfig(pred, root, split="test", progress=False))
     assert loads == [root]
     assert ev.dataset_spec(root / "annotations" / "test") is None

@@ -718,7 +718,7 @@ def test_the_charts_draw_no_boxes_for_names_no_font_has(tmp_path, monkeypatch):
     point now, and the characters a font has as they are (``Straße``, ``велосипед``)."""
     import warnings
 
-    import engine.compare
+    import engine.compare.results
     import engine.report
     from engine.compare import CompareReport, SourceScores, write_plot
     from engine.metrics import ClassScorer
@@ -734,7 +734,7 @@ def test_the_charts_draw_no_boxes_for_names_no_font_has(tmp_path, monkeypatch):
         warnings.simplefilter("error")  # "Glyph 33258 ... missing from font(s) DejaVu Sans."
         figures = saved_figures(monkeypatch, engine.report)
         plot_chart(rows, tmp_path / "c.png", "自行车")
-        compared = saved_figures(monkeypatch, engine.compare)
+        compared = saved_figures(monkeypatch, engine.compare.results)
         write_plot(CompareReport("自行车", None, [row], 1), tmp_path / "p.png")
     figures += compared
     titles = [f._suptitle.get_text() for f in figures]
@@ -892,11 +892,11 @@ def test_captions_go_in_a_band_only_where_a_thumbnail_cannot_hold_them(tmp_path)
 def test_compare_chart_has_room_for_a_perfect_scores_value(tmp_path, monkeypatch):
     """compare's chart ended its axes at 100 (1 for BF1): a source that scores 100 wrote its
     value above the axes, over the frame and against the panel's title."""
-    import engine.compare
+    import engine.compare.results
     from engine.compare import CompareReport, SourceScores, write_plot
     from engine.metrics import ClassScorer
 
-    figures = saved_figures(monkeypatch, engine.compare)
+    figures = saved_figures(monkeypatch, engine.compare.results)
     scorer = ClassScorer()
     mask = np.zeros((40, 40), np.uint8)
     mask[10:30, 10:30] = 1

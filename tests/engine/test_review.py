@@ -790,7 +790,7 @@ def test_an_out_that_is_another_output_or_a_file_is_refused_before_drawing(
 
     run = gallery.index.parent.parent
     drawn = []
-    monkeypatch.setattr(review, "load_image", lambda *a, **k: drawn.append(a) or 1 / 0)
+    monkeypatch.setattr(review.gallery, "load_image", lambda *a, **k: drawn.append(a) or 1 / 0)
     (tmp_path / "f").write_text("x")
     for out, said in (
         (run, "it is a label run (engine label); engine review needs a folder of its own"),
@@ -842,7 +842,7 @@ def test_a_full_disk_stops_the_gallery_at_its_first_thumbnail(tmp_path, gallery,
     the disk's error naming the file (the command line: one line, exit 74)."""
     import errno
 
-    import engine.review
+    import engine.review.gallery
 
     calls = []
 
@@ -850,7 +850,7 @@ def test_a_full_disk_stops_the_gallery_at_its_first_thumbnail(tmp_path, gallery,
         calls.append(path)
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(engine.review, "atomic_write_bytes", full)
+    monkeypatch.setattr(engine.review.gallery, "atomic_write_bytes", full)
     run = gallery.index.parent.parent
     with pytest.raises(OSError) as e:
         build_review(ReviewConfig(str(run), out=str(tmp_path / "g")))
@@ -866,7 +866,7 @@ def test_a_rerun_failing_at_its_first_thumbnail_leaves_the_earlier_gallery_finis
     earlier review.json is back, and info reads the finished gallery (exit 0)."""
     import errno
 
-    import engine.review
+    import engine.review.gallery
 
     out = gallery.index.parent
     record = (out / "review.json").read_bytes()
@@ -874,7 +874,7 @@ def test_a_rerun_failing_at_its_first_thumbnail_leaves_the_earlier_gallery_finis
     def full(path, data):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(engine.review, "atomic_write_bytes", full)
+    monkeypatch.setattr(engine.review.gallery, "atomic_write_bytes", full)
     with pytest.raises(OSError):
         build_review(ReviewConfig(str(out.parent), out=str(out)))
     assert (out / "review.json").read_bytes() == record
@@ -918,13 +918,13 @@ def test_engine_info_tells_a_gallery_being_drawn_from_one_stopped(tmp_path):
 KILLED_AFTER = """
 import os, signal, sys
 import engine.review as review
-real, calls = review.atomic_write_bytes, []
+real, calls = review.gallery.atomic_write_bytes, []
 def write(*args, **kwargs):
     real(*args, **kwargs)
     calls.append(1)
     if len(calls) == int(sys.argv[1]):
         os.kill(os.getpid(), signal.SIGKILL)
-review.atomic_write_bytes = write
+review.gallery.atomic_write_bytes = write
 from cli import app
 app(sys.argv[2:])
 """

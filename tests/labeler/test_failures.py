@@ -221,9 +221,9 @@ def test_a_labeler_faster_than_its_writers_keeps_few_outputs_waiting(tmp_path, m
         waiting.append(len(self.items))
         return ok
 
-    monkeypatch.setattr(labeler.run, "write_outputs", slow_write)
+    monkeypatch.setattr(labeler.run.writers, "write_outputs", slow_write)
     monkeypatch.setattr(ByteQueue, "put", put)
-    monkeypatch.setattr(labeler.run, "QUEUED_PER_WRITER", 3, raising=False)
+    monkeypatch.setattr(labeler.run.writers, "QUEUED_PER_WRITER", 3, raising=False)
     data = _dataset(tmp_path / "data", good=30)
     cfg = LabelConfig(data=str(data), cls=ClassSpec("Bicycle"), out=str(tmp_path / "run"),
                       backend="simulated", writers=1, progress=False)  # fmt: skip
@@ -251,7 +251,7 @@ def test_an_image_whose_outputs_cannot_be_written_fails_alone(tmp_path, monkeypa
             raise ValueError("merge failed\nsecond line")
         return real(out_dir, split, stem, *args)
 
-    monkeypatch.setattr(labeler.run, "write_outputs", fragile)
+    monkeypatch.setattr(labeler.run.writers, "write_outputs", fragile)
     cfg = LabelConfig(data=str(data), cls=ClassSpec("Bicycle"), out=str(out),
                       backend="simulated", batch_size=2, progress=False)  # fmt: skip
     s = run_labeling(cfg)
@@ -261,7 +261,7 @@ def test_an_image_whose_outputs_cannot_be_written_fails_alone(tmp_path, monkeypa
         f"PermissionError: {out / 'labels' / 'good2.png'}: Operation not permitted"
     )
     assert s.labelled == 2 and sorted(failed) == sorted([*BAD, "good2", "good3"])
-    monkeypatch.setattr(labeler.run, "write_outputs", real)
+    monkeypatch.setattr(labeler.run.writers, "write_outputs", real)
     again = run_labeling(cfg)
     assert again.labelled == 2 and again.skipped == 2  # the two, and the bad images fail again
 

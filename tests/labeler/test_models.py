@@ -181,7 +181,7 @@ def no_hub(monkeypatch, tmp_path):
 
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", *models.PROXY_VARIABLES):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(models.socket, "create_connection", unresolved)
+    monkeypatch.setattr(models.hub.socket, "create_connection", unresolved)
     requests = _requests_recorded(monkeypatch, tmp_path)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # as imported without them (conftest)
@@ -269,7 +269,7 @@ def test_a_long_lived_process_sees_the_hub_come_back(no_hub, monkeypatch, caplog
     with caplog.at_level("WARNING", logger="labeler.models"):
         assert models.hub_unreachable() == "huggingface.co: Name or service not known"
         with monkeypatch.context() as m:  # asked again while it stays unreachable: not said again
-            m.setattr(models, "HUB_RECHECK_S", 0.0, raising=False)
+            m.setattr(models.hub, "HUB_RECHECK_S", 0.0, raising=False)
             assert models.hub_unreachable() == "huggingface.co: Name or service not known"
             assert len(caplog.records) == 1
         asked = []
@@ -278,9 +278,9 @@ def test_a_long_lived_process_sees_the_hub_come_back(no_hub, monkeypatch, caplog
             asked.append(address)
             return socket.socket()  # closed at once by the probe
 
-        monkeypatch.setattr(models.socket, "create_connection", reached)  # the network is back
+        monkeypatch.setattr(models.hub.socket, "create_connection", reached)  # the network is back
         assert models.hub_unreachable() is not None and not asked  # within one command: kept
-        monkeypatch.setattr(models, "HUB_RECHECK_S", 0.0, raising=False)  # ... and later
+        monkeypatch.setattr(models.hub, "HUB_RECHECK_S", 0.0, raising=False)  # ... and later
         assert models.hub_unreachable() is None and asked == [("huggingface.co", 443)]
     assert len(caplog.records) == 1  # the first answer's warning, not one per question
 
@@ -299,7 +299,7 @@ def hub_not_checked(monkeypatch, tmp_path):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # as imported without them (conftest)
-    monkeypatch.setattr(models.socket, "create_connection", refuse)
+    monkeypatch.setattr(models.hub.socket, "create_connection", refuse)
     requests = _requests_recorded(monkeypatch, tmp_path)
     models.hub_unreachable.cache_clear()
     yield models

@@ -285,7 +285,7 @@ def test_a_missing_relative_model_folder_is_named_as_a_folder(
     ``models/gdino`` (one spelling per folder), it was asked of the hub as a hub id, and the
     error said ``hf download models/gdino``. Now the missing folder is named, the hub not asked."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("labeler.models.hub_unreachable", lambda: pytest.fail("hub asked"))
+    monkeypatch.setattr("labeler.models.weights.hub_unreachable", lambda: pytest.fail("hub asked"))
     extra = ["--backend", "simulated"] if option == "--refine" else []
     args = ["label", "--class", "Car", "--data", str(dataset), option, "./models/m", *extra]
     res = runner.invoke(app, args)
@@ -308,7 +308,7 @@ def test_a_library_callers_missing_relative_model_folder_is_named_as_a_folder(
     (a hub id's shape), it was asked of the hub and the error said ``hf download
     models/gdino``; engine label checked the folder as typed, the library did not."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("labeler.models.hub_unreachable", lambda: pytest.fail("hub asked"))
+    monkeypatch.setattr("labeler.models.weights.hub_unreachable", lambda: pytest.fail("hub asked"))
     cfg = LabelConfig(data=str(dataset), cls=ClassSpec("Car"), backend=backend, progress=False)
     cfg = dataclasses.replace(cfg, **{key: "./models/m"})  # a replace() keeps the spelling
     assert getattr(cfg, key) == "models/m" and "typed_paths" not in cfg.to_dict()
@@ -444,13 +444,13 @@ def test_waits_of_the_labeling_thread_are_measured(red_backend, dataset, tmp_pat
         time.sleep(0.1)
         return write(*args, **kwargs)
 
-    monkeypatch.setattr(run_module, "write_outputs", slow_write)
+    monkeypatch.setattr(run_module.writers, "write_outputs", slow_write)
     # one writer, a 1 MB queue, 0.1 s per output written
     s = run_labeling(_cfg(dataset, tmp_path / "run", writers=1, writer_queue_mb=1))
     assert s.labelled == 5
     assert s.stage_seconds["wait for decode"] >= 0
     assert s.stage_seconds["wait for writers"] < 0.2  # a 1 MB queue holds these small outputs
-    monkeypatch.setattr(run_module, "output_nbytes", lambda result: 2**21)  # 2 MB each
+    monkeypatch.setattr(run_module.writers, "output_nbytes", lambda result: 2**21)  # 2 MB each
     s = run_labeling(_cfg(dataset, tmp_path / "run2", writers=1, writer_queue_mb=1))
     assert s.stage_seconds["wait for writers"] >= 0.25  # 4 of 5 waited for the one before
 
@@ -464,7 +464,8 @@ def test_every_measured_second_is_a_difference_of_the_clock(
 
     import labeler.run as run_module
 
-    monkeypatch.setattr(run_module, "time", types.SimpleNamespace(perf_counter=lambda: 1000.0))
+    for module in (run_module.runner, run_module.writers):  # the loop's clock and the writers'
+        monkeypatch.setattr(module, "time", types.SimpleNamespace(perf_counter=lambda: 1000.0))
     s = run_labeling(_cfg(dataset, tmp_path / "run"))
     assert s.labelled == 5 and s.wall_seconds == 0.0 and s.load_seconds == 0.0
     stages = ("decode", "detect", "merge", "write", "wait for decode", "wait for writers")
@@ -493,11 +494,11 @@ def test_a_full_disk_stops_the_run_and_keeps_what_was_written(
             raise OSError(getattr(errno, code), "refused", str(out / f"{stem}.png"))
         return write(out, split, stem, *args, **kwargs)
 
-    monkeypatch.setattr(run_module, "write_outputs", full_after_two)
+    monkeypatch.setattr(run_module.writers, "write_outputs", full_after_two)
     with pytest.raises(OSError) as e:
         run_labeling(_cfg(dataset, tmp_path / "run", writers=1))
     assert e.value.errno == getattr(errno, code)
-    monkeypatch.setattr(run_module, "write_outputs", write)
+    monkeypatch.setattr(run_module.writers, "write_outputs", write)
     s = run_labeling(_cfg(dataset, tmp_path / "run"))
     assert (s.skipped, s.labelled) == (2, 3) and not s.failed
 
@@ -517,7 +518,7 @@ def test_a_failed_run_leaves_no_writer_threads_behind(red_backend, dataset, tmp_
     def full(out, split, stem, *args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(out / f"{stem}.png"))
 
-    monkeypatch.setattr(run_module, "write_outputs", full)
+    monkeypatch.setattr(run_module.writers, "write_outputs", full)
     for k in range(2):
         with pytest.raises(OSError):
             run_labeling(_cfg(dataset, tmp_path / f"run{k}", writers=2))
@@ -574,7 +575,7 @@ def test_a_second_ctrl_c_while_decoding_stops_still_closes_the_writers(
         def label(self, batch):
             raise KeyboardInterrupt  # the first Ctrl-C, mid-run
 
-    monkeypatch.setattr(labeler.run, "ThreadPoolExecutor", Interrupted)
+    monkeypatch.setattr(labeler.run.runner, "ThreadPoolExecutor", Interrupted)
     register_backend("ctrl-c-test", CtrlC)
     try:
         with pytest.raises(KeyboardInterrupt):
