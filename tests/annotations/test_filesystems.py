@@ -246,6 +246,6 @@ def test_an_archive_is_unpacked_where_the_file_system_gives_no_free_space(
             raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
         return shutil._ntuple_diskusage(0, 0, 0)
 
-    monkeypatch.setattr(engine.annotate.shutil, "disk_usage", disk_usage)
+    monkeypatch.setattr(engine.annotate.archives.shutil, "disk_usage", disk_usage)
     into = engine.annotate.unzip(archive, tmp_path / "u")
     assert (tmp_path / "u" / "annotations" / "instances.json").is_file(), into

@@ -527,8 +527,6 @@ def test_labelme_files_name_images_on_another_drive_absolute(tmp_path, world, mo
     """On Windows an export (C:) of images on D: failed with ``os.path.relpath``'s "path is on
     mount 'D:', start on mount 'C:'"; the LabelMe file names the image by its absolute path
     (LabelMe joins it to the file's folder, which keeps it)."""
-    import engine.annotate as annotate
-
     data, run, _ = world
     relpath = os.path.relpath
 
@@ -537,7 +535,7 @@ def test_labelme_files_name_images_on_another_drive_absolute(tmp_path, world, mo
             raise ValueError("path is on mount 'D:', start on mount 'C:'")
         return relpath(path, start)
 
-    monkeypatch.setattr(annotate.os.path, "relpath", ntpath_relpath)
+    monkeypatch.setattr(os.path, "relpath", ntpath_relpath)  # as engine.datasets reads it
     res = export_annotations(
         ExportConfig(
             run=str(run), out=str(tmp_path / "exp"), formats=("labelme",), stems=["img001"]
@@ -1467,10 +1465,8 @@ def test_import_into_a_subset_folder_replaces_only_its_own_class(
     m[:20] = 1
     Image.fromarray(m).save(src / "img000.png")
     caplog.clear()
-    import engine.annotate as annotate_module
-
     written = []  # subset.json was written twice when the import warned (the second: warnings)
-    for module in (subset_module, annotate_module):
+    for module in (subset_module,):  # engine.annotate.importing writes no JSON of its own
         real_json = module.atomic_write_json
         monkeypatch.setattr(
             module,
@@ -1781,7 +1777,7 @@ def test_a_pick_rerun_that_fails_writing_its_list_keeps_the_earlier_record(
     list, left as it was, lost its record (its split, its reasons). Now put back."""
     import errno
 
-    import engine.annotate as annotate
+    import engine.annotate.pick as annotate
 
     _, run, _ = world
     out = tmp_path / "pick.txt"
@@ -3470,7 +3466,7 @@ def test_a_zip_bomb_or_a_name_given_twice_is_refused_before_anything_is_unpacked
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("annotations/instances_default.json", coco)
         z.writestr("annotations/zeros.json", b" " * (4 << 20))  # 4 MB in 4 KB
-    monkeypatch.setattr(engine.annotate, "UNZIP_SLACK", 1 << 20, raising=False)  # a small bomb
+    monkeypatch.setattr(engine.annotate.archives, "UNZIP_SLACK", 1 << 20)  # a small bomb
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     monkeypatch.setattr(tempfile, "tempdir", None)  # TMPDIR read again
     (tmp_path / "tmp").mkdir()
@@ -3483,9 +3479,9 @@ def test_a_zip_bomb_or_a_name_given_twice_is_refused_before_anything_is_unpacked
             f"error: {bomb}: its files would unpack to 0.0 GB from 0.0 MB (over 100 times" in text
         )
         assert not list((tmp_path / "tmp").iterdir()) and not (tmp_path / "s").exists()
-    monkeypatch.setattr(engine.annotate, "UNZIP_SLACK", 1 << 30)
+    monkeypatch.setattr(engine.annotate.archives, "UNZIP_SLACK", 1 << 30)
     free = shutil.disk_usage(tmp_path)._replace(free=1000)
-    monkeypatch.setattr(engine.annotate.shutil, "disk_usage", lambda _: free)
+    monkeypatch.setattr(engine.annotate.archives.shutil, "disk_usage", lambda _: free)
     with pytest.raises(ValueError, match=r"bomb.zip: its files would unpack to 0.0 GB, but the "
                        r".* has 0.0 GB free; set TMPDIR"):  # fmt: skip
         engine.annotate.unzip(bomb, tmp_path / "tmp" / "u")
@@ -3618,7 +3614,7 @@ def test_a_zip_read_error_names_the_archive_not_the_temporary_folder(
         monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
     else:  # zipfile opens a path with io.open; unzip opens it with open
         monkeypatch.setattr(io, "open", opened)
-        monkeypatch.setattr(engine.annotate, "open", opened, raising=False)
+        monkeypatch.setattr(engine.annotate.archives, "open", opened, raising=False)
     said = {
         "EIO": f"{download}: Input/output error; check the disk",
         "ESTALE": f"{download}: Stale file handle; check that no other machine removed or "
@@ -4223,7 +4219,8 @@ def test_holes_filled_as_scipy_fills_them_without_its_full_size_dilation(monkeyp
     too), was most of a COCO polygon or LabelMe import's time. The flood fill inside the class's
     box fills the same pixels (random labels with unannotated pixels, rings on every border,
     a frame, empty and full labels), and leaves scipy's fill alone."""
-    from engine import annotate
+    from engine.annotate import export as annotate
+    from engine.annotate import imported
 
     rng = np.random.default_rng(0)
     labels = [np.zeros((9, 7), np.uint8), np.ones((9, 7), np.uint8)]
@@ -4249,7 +4246,7 @@ def test_holes_filled_as_scipy_fills_them_without_its_full_size_dilation(monkeyp
 
     monkeypatch.setattr(annotate.ndimage, "binary_fill_holes", refused)
     for m, want in zip(labels, expected, strict=True):
-        got = annotate._holes_filled(m)
+        got = imported._holes_filled(m)
         assert got.dtype == np.uint8 and np.array_equal(got, want), m
 
 

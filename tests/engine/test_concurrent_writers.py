@@ -139,7 +139,7 @@ def test_a_second_export_into_a_folder_being_exported_to_is_refused(world, tmp_p
     its own, and the first failed or swapped in a part. Refused now, naming the first."""
     out = tmp_path / "export"
     args = ["annotate", "export", str(world["run"]), "--out", str(out), "--no-progress"]
-    first = Paused(tmp_path, "engine.annotate:atomic_write_json", args)
+    first = Paused(tmp_path, "engine.annotate.export:atomic_write_json", args)
     try:
         res = CliRunner().invoke(app, [*args, "--force"])
         assert res.exit_code == 2, res.output
@@ -210,7 +210,7 @@ def test_an_import_waits_for_the_export_replacing_its_files(world, tmp_path) -> 
     out = tmp_path / "export"
     args = ["annotate", "export", str(world["run"]), "--out", str(out), "--no-progress"]
     assert CliRunner().invoke(app, args).exit_code == 0
-    first = Paused(tmp_path, "engine.annotate:atomic_write_json", [*args, "--force"])
+    first = Paused(tmp_path, "engine.annotate.export:atomic_write_json", [*args, "--force"])
     try:
         for source in (out / "coco.json", out / "labelme"):
             res = CliRunner().invoke(

@@ -921,7 +921,7 @@ def test_carried_sources_are_read_only_where_a_class_was_fused_before(
     label of a dataset whose fuse.json fused every new class in one call: there is no class
     fused before to check (13K label reads at every training start otherwise); with Car fused
     onto Bicycle it reads the first image, which holds Bicycle, and stops there."""
-    import engine.datasets as datasets
+    import engine.datasets.fused as datasets
 
     root = _mass(tmp_path, "train", ["a", "b"])
     MASS13K.with_new_class("Bicycle").with_new_class("Car").save(root / "taxonomy.json")

@@ -118,12 +118,12 @@ def test_workers_give_the_same_report(tmp_path: Path):
 
 
 def test_a_label_that_cannot_be_opened_is_a_problem_not_a_crash(tmp_path: Path, monkeypatch):
-    import engine.datasets
+    import engine.datasets.samples
 
     rng = np.random.default_rng(1)
     for i in range(2):
         _pair(tmp_path, "train", f"s{i}", rng.integers(0, 7, (6, 8)).astype(np.uint8))
-    read = engine.datasets.read_label
+    read = engine.datasets.samples.read_label
     locked = tmp_path / "annotations/train/s0.png"
 
     def read_label(path, taxonomy=None):
@@ -131,7 +131,7 @@ def test_a_label_that_cannot_be_opened_is_a_problem_not_a_crash(tmp_path: Path, 
             raise PermissionError(13, "Permission denied", str(path))
         return read(path, taxonomy)
 
-    monkeypatch.setattr(engine.datasets, "read_label", read_label)
+    monkeypatch.setattr(engine.datasets.samples, "read_label", read_label)
     stats = dataset_stats(tmp_path, progress=False)
     assert [(p.stem, p.message) for p in stats.problems] == [("s0", f"{locked}: Permission denied")]
     assert stats.splits[0].labelled == 1  # its neighbour is counted
