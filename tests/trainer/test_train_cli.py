@@ -458,10 +458,10 @@ def test_masks_a_subset_does_not_list_are_warned_before_training(synth, tmp_path
 
 def _recorded_bars(monkeypatch) -> dict[str, list[int]]:
     """``description -> [total, steps done]`` of the progress bars training draws."""
-    import trainer.train
+    import trainer.train.loop
 
     bars: dict[str, list[int]] = {}
-    real = trainer.train.make_progress
+    real = trainer.train.loop.make_progress
 
     def recording(*args, **kwargs):
         progress = real(*args, **kwargs)
@@ -485,7 +485,7 @@ def _recorded_bars(monkeypatch) -> dict[str, list[int]]:
         progress.add_task, progress.update, progress.advance = add_task, update_task, advance_task
         return progress
 
-    monkeypatch.setattr(trainer.train, "make_progress", recording)
+    monkeypatch.setattr(trainer.train.loop, "make_progress", recording)
     return bars
 
 
