@@ -1209,7 +1209,7 @@ def test_predict_color_previews_on_a_full_disk_stop_at_the_first(tmp_path, monke
     turn, recorded as that image's failure, instead of stopping the run at the first."""
     import errno
 
-    import trainer.predict
+    import trainer.predict.run
     from trainer.predict import PredictConfig, predict_dir
 
     ckpt = _tiny_checkpoint(tmp_path / "m.pt")
@@ -1222,7 +1222,7 @@ def test_predict_color_previews_on_a_full_disk_stop_at_the_first(tmp_path, monke
         calls.append(path)
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(trainer.predict, "write_color_preview", full)
+    monkeypatch.setattr(trainer.predict.run, "write_color_preview", full)
     with pytest.raises(OSError) as e:
         predict_dir(PredictConfig(str(ckpt), str(images), str(out), None, color=True))
     assert e.value.errno == errno.ENOSPC and len(calls) == 1

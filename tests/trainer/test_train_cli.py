@@ -84,7 +84,7 @@ def test_train_then_predict_end_to_end(synth, tmp_path, caplog):
     with caplog.at_level("WARNING", "trainer.predict"), exclusive(run, "engine train"):
         res = CliRunner().invoke(app, [*args[:6], str(tmp_path / "pred_now"), *args[7:]])
     assert res.exit_code == 0, res.output
-    (said,) = [r.getMessage() for r in caplog.records if r.name == "trainer.predict"]
+    (said,) = [r.getMessage() for r in caplog.records if r.name == "trainer.predict.run"]
     assert said.startswith(f"{run}: engine train (pid {os.getpid()} ") and said.endswith(
         "is training it now: these predictions are of its checkpoint at step 4, not of the "
         "finished model"
