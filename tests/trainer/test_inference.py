@@ -1527,7 +1527,7 @@ def test_tta_runs_each_scale_at_its_rounded_size_and_at_least_32_px(monkeypatch)
     """A 100 x 130 image: scale 0.3246 gives 32.46 x 42.198 -> 32 x 42 (half up only from .5),
     0.3497 gives 34.97 x 45.461 -> 35 x 45; scale 0.1 gives 10 x 13 -> 32 x 32, the model's
     smallest side; with flip, each twice."""
-    import trainer.inference as inference
+    import trainer.inference.scores as inference
 
     seen = []
 
