@@ -1366,10 +1366,10 @@ def test_a_dev_shm_too_small_for_the_loader_workers_is_warned_and_kept(tmp_path,
     and a shortfall is one warning naming /dev/shm and the fixes, kept in metrics.jsonl."""
     import collections
 
-    import trainer.data
+    import trainer.data.loader
 
     usage = collections.namedtuple("usage", "total used free")
-    monkeypatch.setattr(trainer.data.shutil, "disk_usage", lambda p: usage(64e6, 0, 1000))
+    monkeypatch.setattr(trainer.data.loader.shutil, "disk_usage", lambda p: usage(64e6, 0, 1000))
     root = write_dataset(tmp_path / "data", n=3)
     out = tmp_path / "run"
     train(_cfg(root, out, iters=1, num_workers=1), model=_stub(7))
