@@ -191,7 +191,7 @@ def test_a_resume_of_a_run_still_starting_is_refused_naming_it(tmp_path) -> None
     make_dataset(data, "train", n=2, size=(H, W))
     args = ["train", "--data", str(data), "--preset", "tiny", "--iters", "1", "--batch-size",
             "2", "--val-split", "none", "--device", "cpu", "--out", str(run), "--no-progress"]  # fmt: skip
-    first = Paused(tmp_path, "trainer.train:_start", args)
+    first = Paused(tmp_path, "trainer.train.run:_start", args)
     try:
         for again in (["train", "--resume", "--out", str(run)], [*args, "--resume"], args):
             res = CliRunner().invoke(app, again)

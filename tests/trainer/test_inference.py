@@ -1209,7 +1209,7 @@ def test_predict_color_previews_on_a_full_disk_stop_at_the_first(tmp_path, monke
     turn, recorded as that image's failure, instead of stopping the run at the first."""
     import errno
 
-    import trainer.predict
+    import trainer.predict.run
     from trainer.predict import PredictConfig, predict_dir
 
     ckpt = _tiny_checkpoint(tmp_path / "m.pt")
@@ -1222,7 +1222,7 @@ def test_predict_color_previews_on_a_full_disk_stop_at_the_first(tmp_path, monke
         calls.append(path)
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(trainer.predict, "write_color_preview", full)
+    monkeypatch.setattr(trainer.predict.run, "write_color_preview", full)
     with pytest.raises(OSError) as e:
         predict_dir(PredictConfig(str(ckpt), str(images), str(out), None, color=True))
     assert e.value.errno == errno.ENOSPC and len(calls) == 1
@@ -1527,7 +1527,7 @@ def test_tta_runs_each_scale_at_its_rounded_size_and_at_least_32_px(monkeypatch)
     """A 100 x 130 image: scale 0.3246 gives 32.46 x 42.198 -> 32 x 42 (half up only from .5),
     0.3497 gives 34.97 x 45.461 -> 35 x 45; scale 0.1 gives 10 x 13 -> 32 x 32, the model's
     smallest side; with flip, each twice."""
-    import trainer.inference as inference
+    import trainer.inference.scores as inference
 
     seen = []
 

@@ -122,7 +122,7 @@ def test_a_run_folder_on_each_machines_own_disk(tmp_path, monkeypatch):
 
 
 def _shm(monkeypatch, envs: list[dict[str, str]], short_on: str):
-    import trainer.train as train
+    import trainer.train.distributed as train
 
     def shortfall(batch, crop, workers, processes=1):
         short = os.environ.get("GROUP_RANK", "0") == short_on

@@ -65,12 +65,12 @@ def _on_rank_1(group, error: BaseException) -> None:
 
 def _rank_0(synth, tmp_path, monkeypatch):
     """``engine train`` as rank 0 of 2 under torchrun, its collective ended by rank 1's stop."""
-    import trainer.train
+    import trainer.train.run
 
     def collective_ended(*args, **kwargs):
         raise dist.DistBackendError(GLOO)
 
-    monkeypatch.setattr(trainer.train, "_train", collective_ended)
+    monkeypatch.setattr(trainer.train.run, "_train", collective_ended)
     for key, value in dict(RANK="0", LOCAL_RANK="0", WORLD_SIZE="2", LOCAL_WORLD_SIZE="2").items():
         monkeypatch.setenv(key, value)
     args = ["train", "--data", str(synth), "--out", str(tmp_path / "run"), "--no-progress"]
@@ -215,7 +215,7 @@ def test_a_sigterm_that_reached_another_rank_is_this_ranks_sigterm(
     exited with 130, Ctrl-C's, where the signalled one said `interrupted (SIGTERM)` (143). A
     SIGHUP there (its terminal gone) is named as that rank names it: before the fifty-second
     round the others said `interrupted (SIGTERM)` and 143 where it said SIGHUP and 129."""
-    import trainer.train
+    import trainer.train.loop
 
     for key in ("received", "pending", "deferring", "signal_name"):
         monkeypatch.setattr(stopping._State, key, getattr(stopping._State, key))
@@ -227,7 +227,7 @@ def test_a_sigterm_that_reached_another_rank_is_this_ranks_sigterm(
         finite, _ = checks(value, stop, world)
         return finite, code if len(steps) == 2 else 0  # the all-reduce's: another rank's stop
 
-    monkeypatch.setattr(trainer.train, "_step_checks", peer_stops_at_step_2)
+    monkeypatch.setattr(trainer.train.loop, "_step_checks", peer_stops_at_step_2)
     root = write_dataset(tmp_path / "data")
     cfg = trainer.train.TrainConfig(
         data=str(root), out=str(tmp_path / "run"), device="cpu", iters=6, batch_size=2,
@@ -322,7 +322,7 @@ INJECT = """
 import os
 if os.environ.get("RANK") == os.environ.get("FAIL_RANK"):
     import signal
-    import trainer.train as t
+    import trainer.train.loop as t
     step, calls = t._forward_backward, []
     def failing(*args, **kwargs):
         calls.append(1)

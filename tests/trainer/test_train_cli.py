@@ -84,7 +84,7 @@ def test_train_then_predict_end_to_end(synth, tmp_path, caplog):
     with caplog.at_level("WARNING", "trainer.predict"), exclusive(run, "engine train"):
         res = CliRunner().invoke(app, [*args[:6], str(tmp_path / "pred_now"), *args[7:]])
     assert res.exit_code == 0, res.output
-    (said,) = [r.getMessage() for r in caplog.records if r.name == "trainer.predict"]
+    (said,) = [r.getMessage() for r in caplog.records if r.name == "trainer.predict.run"]
     assert said.startswith(f"{run}: engine train (pid {os.getpid()} ") and said.endswith(
         "is training it now: these predictions are of its checkpoint at step 4, not of the "
         "finished model"
@@ -458,10 +458,10 @@ def test_masks_a_subset_does_not_list_are_warned_before_training(synth, tmp_path
 
 def _recorded_bars(monkeypatch) -> dict[str, list[int]]:
     """``description -> [total, steps done]`` of the progress bars training draws."""
-    import trainer.train
+    import trainer.train.loop
 
     bars: dict[str, list[int]] = {}
-    real = trainer.train.make_progress
+    real = trainer.train.loop.make_progress
 
     def recording(*args, **kwargs):
         progress = real(*args, **kwargs)
@@ -485,7 +485,7 @@ def _recorded_bars(monkeypatch) -> dict[str, list[int]]:
         progress.add_task, progress.update, progress.advance = add_task, update_task, advance_task
         return progress
 
-    monkeypatch.setattr(trainer.train, "make_progress", recording)
+    monkeypatch.setattr(trainer.train.loop, "make_progress", recording)
     return bars
 
 

@@ -1265,7 +1265,7 @@ def test_a_kept_checkpoint_is_last_pt_s_bytes_serialised_once(tmp_path, monkeypa
     writes of that state, and loads."""
     import io
 
-    import trainer.train as train_module
+    import trainer.train.loop as train_module
 
     save, save_checkpoint = torch.save, train_module.save_checkpoint
     serialised, wrote = [], {}
@@ -1366,10 +1366,10 @@ def test_a_dev_shm_too_small_for_the_loader_workers_is_warned_and_kept(tmp_path,
     and a shortfall is one warning naming /dev/shm and the fixes, kept in metrics.jsonl."""
     import collections
 
-    import trainer.data
+    import trainer.data.loader
 
     usage = collections.namedtuple("usage", "total used free")
-    monkeypatch.setattr(trainer.data.shutil, "disk_usage", lambda p: usage(64e6, 0, 1000))
+    monkeypatch.setattr(trainer.data.loader.shutil, "disk_usage", lambda p: usage(64e6, 0, 1000))
     root = write_dataset(tmp_path / "data", n=3)
     out = tmp_path / "run"
     train(_cfg(root, out, iters=1, num_workers=1), model=_stub(7))
@@ -1599,7 +1599,7 @@ def test_checkpoints_validations_and_log_lines_fall_on_their_steps(tmp_path, mon
     5 (the stop), logged at 5, no validation; resumed with val_every 1 and keep_every 0: last.pt
     at 6 and 7, none kept, logged at 7, validated at 6 and 7 (the end once). Before, a step was kept only where last.pt was refreshed anyway:
     keep_every 2 under checkpoint_every 4 kept 4 and 6, keep_every 3 under 2 kept 6 alone."""
-    import trainer.train as train_module
+    import trainer.train.loop as train_module
 
     _fake_validation(monkeypatch)
     saved = []
