@@ -2087,20 +2087,36 @@ def test_info_reads_a_fusions_state_once(tmp_path: Path, monkeypatch):
     assert "engine fuse (pid " in stats.unfinished[0]
 
 
+def _lock_probes(monkeypatch) -> list:
+    """Each lock probe (engine.runlock's ``writer``, ``writers``) that engine info's modules
+    make, recorded as it is made: each module of engine/info/ imports those it calls, so each
+    is patched where it calls them."""
+    import importlib
+    import pkgutil
+
+    import engine.info
+    from engine.runlock import writer, writers
+
+    probes: list = []
+    for part in pkgutil.iter_modules(engine.info.__path__):
+        module = importlib.import_module(f"engine.info.{part.name}")
+        if hasattr(module, "writer"):
+            monkeypatch.setattr(module, "writer", lambda *a: probes.append(a) or writer(*a))
+        if hasattr(module, "writers"):
+            monkeypatch.setattr(module, "writers", lambda *a: probes.append(a) or writers(*a))
+    return probes
+
+
 def test_info_probes_a_label_runs_lock_once(tmp_path: Path, monkeypatch):
     """``engine info RUN`` asked a label run's lock twice: once for its exit status, once for
     its lines, each free to see another state (the engine label ending between them). One
     probe now, and the same answer: a run written now exits 0, one stopped exits 1."""
-    import engine.info
     from engine.info import describe_output
     from engine.runlock import exclusive
 
     bad = {"split": "train", "stem": "train0", "status": "failed", "error": "bad"}
     _, run = _label_run(tmp_path, [bad])
-    probes = []
-    writer, writers = engine.info.writer, engine.info.writers
-    monkeypatch.setattr(engine.info, "writer", lambda *a: probes.append(a) or writer(*a))
-    monkeypatch.setattr(engine.info, "writers", lambda *a: probes.append(a) or writers(*a))
+    probes = _lock_probes(monkeypatch)
     with exclusive(run, "engine label"):
         said = describe_output(run)
     assert len(probes) == 1 and said[2] == 0
@@ -2118,17 +2134,13 @@ def test_info_probes_a_training_runs_lock_once(tmp_path: Path, monkeypatch):
 
     from rich.console import Console
 
-    import engine.info
     from engine.info import describe_output
     from engine.runlock import exclusive
 
     config = {"preset": "tiny", "data": "d", "iters": 100, "augment": {}}
     (tmp_path / "config.json").write_text(json.dumps({"config": config}))
     (tmp_path / "metrics.jsonl").write_text('{"step": 40, "loss": 1.5, "it_s": 2.0}\n')
-    probes = []
-    writer, writers = engine.info.writer, engine.info.writers
-    monkeypatch.setattr(engine.info, "writer", lambda *a: probes.append(a) or writer(*a))
-    monkeypatch.setattr(engine.info, "writers", lambda *a: probes.append(a) or writers(*a))
+    probes = _lock_probes(monkeypatch)
     with exclusive(tmp_path, "engine train"):
         said = describe_output(tmp_path)
     assert len(probes) == 1 and said[2] == 0
@@ -2150,7 +2162,6 @@ def test_info_probes_a_predictions_or_demo_folders_lock_once(tmp_path: Path, mon
 
     from rich.console import Console
 
-    import engine.info
     from engine.info import describe_output
     from engine.runlock import exclusive
 
@@ -2163,10 +2174,7 @@ def test_info_probes_a_predictions_or_demo_folders_lock_once(tmp_path: Path, mon
         (tmp_path / "data" / "synth.json").write_text("{}")
         (tmp_path / "label").mkdir()
     command = f"engine {'predict' if what == 'predictions' else 'demo'}"
-    probes = []
-    writer, writers = engine.info.writer, engine.info.writers
-    monkeypatch.setattr(engine.info, "writer", lambda *a: probes.append(a) or writer(*a))
-    monkeypatch.setattr(engine.info, "writers", lambda *a: probes.append(a) or writers(*a))
+    probes = _lock_probes(monkeypatch)
     with exclusive(tmp_path, command):
         said = describe_output(tmp_path)
     assert len(probes) == 1 and said[2] == 0
