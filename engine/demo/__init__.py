@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from engine.synth import SynthConfig
 
 # The demo's start checkpoint: a 7-class stand-in for the released model (engine/pretrain.py)
-BUILTIN = Path(__file__).resolve().parent / "assets" / "demo_tiny_mass7.pt"
+BUILTIN = Path(__file__).resolve().parent.parent / "assets" / "demo_tiny_mass7.pt"
 
 SIMULATED_NOTE = (
     "SIMULATED labeler: pseudo labels are made from the synthetic ground truth with "
