@@ -24,7 +24,7 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 PACKAGES = ("engine", "labeler", "trainer", "annotations")
 # the modules that open files found from their own path (Path(__file__), importlib.resources);
 # a new one: declare what it opens in [tool.setuptools.package-data] and add it here
-OPENS_BESIDE_ITSELF = {"engine/demo.py", "engine/runinfo.py"}
+OPENS_BESIDE_ITSELF = {"engine/demo/config.py", "engine/runinfo.py"}
 
 
 def package_files() -> list[str]:

@@ -165,7 +165,7 @@ def test_a_second_report_into_a_folder_being_reported_to_is_refused(world, tmp_p
     out = tmp_path / "report"
     args = ["report", "--subset", str(sub), "--pseudo", str(world["run"]), "--out", str(out),
             "--no-chart", "--no-progress"]  # fmt: skip
-    first = Paused(tmp_path, "engine.report:atomic_write_json", args)
+    first = Paused(tmp_path, "engine.report.build:atomic_write_json", args)
     try:
         res = CliRunner().invoke(app, args)
         assert res.exit_code == 2, res.output

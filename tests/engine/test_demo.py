@@ -1018,7 +1018,7 @@ def test_the_summary_puts_each_number_in_its_row_and_answers_the_targets(tmp_pat
     result = _summary_result(out)
     cfg = DemoConfig(out=out, iters=7, guided_filter=True)
     # what the machine is (test_small_demo checks it): not imported here, which takes torch
-    monkeypatch.setattr("engine.demo.demo_resolved", lambda cfg: {"device": "cpu"})
+    monkeypatch.setattr("engine.demo.summary.demo_resolved", lambda cfg: {"device": "cpu"})
     monkeypatch.setattr("engine.runinfo.environment", lambda torch_used: {})
     write_summary(cfg, result)
     md = (out / "report" / "summary.md").read_text("utf-8").splitlines()

@@ -166,9 +166,9 @@ def test_demo_start_checkpoint_errors_are_one_line_before_any_work(tmp_path, mon
     assert res.exit_code == 2 and "nope.pt: checkpoint not found" in res.output
     assert "SIMULATED" not in res.output  # the error is the only line: no notice before it
     assert not (tmp_path / "d").exists()  # nothing written
-    import engine.demo
+    import engine.demo.config
 
-    monkeypatch.setattr(engine.demo, "BUILTIN", missing)
+    monkeypatch.setattr(engine.demo.config, "BUILTIN", missing)
     with pytest.raises(FileNotFoundError, match="built-in start checkpoint is missing"):
         start_checkpoint(DemoConfig(init="builtin"))
 

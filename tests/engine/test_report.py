@@ -719,7 +719,7 @@ def test_the_charts_draw_no_boxes_for_names_no_font_has(tmp_path, monkeypatch):
     import warnings
 
     import engine.compare.results
-    import engine.report
+    import engine.report.figures
     from engine.compare import CompareReport, SourceScores, write_plot
     from engine.metrics import ClassScorer
     from engine.outputs import figure_text
@@ -732,7 +732,7 @@ def test_the_charts_draw_no_boxes_for_names_no_font_has(tmp_path, monkeypatch):
     row = SourceScores("модель 🚲", str(tmp_path), ClassScorer().compute())
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # "Glyph 33258 ... missing from font(s) DejaVu Sans."
-        figures = saved_figures(monkeypatch, engine.report)
+        figures = saved_figures(monkeypatch, engine.report.figures)
         plot_chart(rows, tmp_path / "c.png", "自行车")
         compared = saved_figures(monkeypatch, engine.compare.results)
         write_plot(CompareReport("自行车", None, [row], 1), tmp_path / "p.png")
@@ -772,10 +772,10 @@ def test_the_chart_draws_each_score_as_its_bar_and_value_with_room_above_a_perfe
     score (None: fused labels lacking every annotated image) a bar of 0, each bar's value written
     on it to 2 decimals (BF1 to 3), the source's first space a line break, and the axes from 0 to
     8% above a perfect score (100, or 1 for BF1), so that its value stays inside the frame."""
-    import engine.report
+    import engine.report.figures
     from engine.report import plot_chart
 
-    figures = saved_figures(monkeypatch, engine.report)
+    figures = saved_figures(monkeypatch, engine.report.figures)
     rows = [
         {"kind": "pseudo labels", "source": "pseudo labels", "iou": 60.0, "biou": 40.0, "bf1": 0.6},
         {"kind": "fused labels", "source": "fused labels", "iou": None, "biou": None, "bf1": None},
@@ -799,12 +799,14 @@ def test_the_chart_draws_each_score_as_its_bar_and_value_with_room_above_a_perfe
 def test_overlay_captions_say_what_magenta_is_where_a_panel_has_255(world, monkeypatch):
     """255 pixels (unannotated, uncertain) are tinted magenta in the overlays, and nothing in
     the report said so; a panel that holds them now says it in its caption."""
-    import engine.report
+    import engine.report.figures
 
     tmp, data, subset, _ = world
     drawn = []
-    grid = engine.report._grid
-    monkeypatch.setattr(engine.report, "_grid", lambda rows: drawn.append(rows) or grid(rows))
+    grid = engine.report.figures._grid
+    monkeypatch.setattr(
+        engine.report.figures, "_grid", lambda rows: drawn.append(rows) or grid(rows)
+    )
     cfg = ReportConfig(str(subset.root), str(tmp / "rep"), pseudo=str(tmp / "run"), chart=False)
     res = build_report(replace(cfg, data=str(data)))
     captions = {
@@ -1000,7 +1002,7 @@ def test_a_subset_of_the_model_s_training_split_is_warned_about(world, caplog):
 def test_a_bad_dataset_root_fails_before_the_scoring(world, monkeypatch):
     """--data pointing one folder too deep is reported before the subset is scored (minutes on
     a large 4K subset), not after it."""
-    import engine.report as report
+    import engine.report.build as report
 
     tmp, data, subset, _ = world
 
@@ -1024,7 +1026,7 @@ def test_a_dataset_of_other_classes_than_the_model_s_fails_before_the_scoring(wo
     """A 20-class dataset as --data of a model of MaSS13K + Bicycle: its class 7 (Extra 7) was
     scored as Bicycle without a word (ids above 7 failed as 'not class ids', after the subset
     was scored)."""
-    import engine.report as report
+    import engine.report.build as report
     from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy
 
     tmp, data, subset, _ = world
@@ -1059,7 +1061,7 @@ def test_a_missing_label_folder_fails_before_the_scoring(world, monkeypatch):
     before the subset is scored, naming the folder; without --pred no labels are needed."""
     import shutil
 
-    import engine.report as report
+    import engine.report.build as report
 
     tmp, data, subset, _ = world
     shutil.rmtree(data / "annotations" / "test")
@@ -1432,7 +1434,7 @@ def test_report_md_shows_names_as_typed_and_its_image_links_open_their_files(wor
 def test_a_report_without_matplotlib_is_refused_before_the_scoring(world, monkeypatch):
     """``pip install mass-engine`` (no ``plot`` extra) has no matplotlib: the chart failed
     after the scoring (minutes over a subset of 4K photos), all of it lost."""
-    import engine.report as report_module
+    import engine.report.build as report_module
 
     tmp, data, subset, gt = world
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib: ImportError
@@ -1526,13 +1528,13 @@ def test_each_overlay_panel_tints_its_source_s_class_pixels(world, monkeypatch):
     """Each panel tints the pixels its source gives the class (the model's at its own id 7,
     the pseudo labels' at 1) and marks their 255; nothing checked what the panels held, and a
     map of everything but the class drew as well."""
-    import engine.report
+    import engine.report.figures
 
     tmp, data, subset, gt = world
     masks = []
-    draw = engine.report.overlay
+    draw = engine.report.figures.overlay
     monkeypatch.setattr(
-        engine.report, "overlay", lambda im, m, *a: masks.append(m) or draw(im, m, *a)
+        engine.report.figures, "overlay", lambda im, m, *a: masks.append(m) or draw(im, m, *a)
     )
     cfg = ReportConfig(str(subset.root), str(tmp / "rep"), pseudo=str(tmp / "run"),
                        pred=str(tmp / "pred"), data=str(data), chart=False, overlays=1)  # fmt: skip

@@ -281,8 +281,6 @@ def test_a_lock_file_replaced_between_open_and_lock_is_not_taken(tmp_path, monke
     replaced it by the folder's own (``_own_lock``), then locked the old file, which nobody
     holds any more: two runs in one folder. It now locks the file the name points to, and is
     refused there."""
-    import engine.runlock as runlock
-
     original, copy = tmp_path / "run", tmp_path / "copy"
     with exclusive(original, "engine train"):
         (original / "last.pt").write_bytes(b"x")
@@ -296,7 +294,7 @@ def test_a_lock_file_replaced_between_open_and_lock_is_not_taken(tmp_path, monke
         return real_open(path, *args, **kwargs)
 
     with exclusive(copy, "engine fuse"):  # parts the copy's lock from the original's
-        monkeypatch.setattr(runlock.os, "open", opened_before_the_swap)
+        monkeypatch.setattr(os, "open", opened_before_the_swap)
         with pytest.raises(FolderInUse), exclusive(copy, "engine label"):
             pass
         assert not late  # the stale file was opened first
@@ -956,8 +954,6 @@ def test_a_folder_that_cannot_be_listed_is_still_locked(tmp_path: Path, monkeypa
     can; simulated) is locked and run in, as before the crash-injection round: whether it holds
     nothing but hidden files is unknown there, and its temporaries are kept. Before, the run
     stopped at the lock with ``PermissionError`` of a listing it never needed."""
-    from engine import runlock
-
     out, real_scandir = tmp_path / "dropbox", os.scandir
     out.mkdir()
     stale = out / ".synth.partial.json.abcd1234.tmp"
@@ -968,7 +964,7 @@ def test_a_folder_that_cannot_be_listed_is_still_locked(tmp_path: Path, monkeypa
             raise PermissionError(13, os.strerror(13), str(path))
         return real_scandir(path)
 
-    monkeypatch.setattr(runlock.os, "scandir", unreadable)
+    monkeypatch.setattr(os, "scandir", unreadable)
     with exclusive(out, "engine synth", own=("synth.json", "synth.partial.json")):
         (out / "synth.json").write_text("{}")
     assert stale.exists()
@@ -1046,6 +1042,7 @@ def test_a_shard_starting_as_another_removes_temporaries_keeps_the_new_shards_fi
     import time
 
     from engine import runlock
+    from engine.runlock import leftovers
 
     run, stale = _run_with_a_killed_runs_temporary(tmp_path)
     live = run / ".run.json.live0001.tmp"
@@ -1057,7 +1054,7 @@ def test_a_shard_starting_as_another_removes_temporaries_keeps_the_new_shards_fi
             wrote.set()
             time.sleep(0.5)  # still writing while shard 0 goes on
 
-    real, other = runlock.temporaries, threading.Thread(target=shard1)
+    real, other = leftovers.temporaries, threading.Thread(target=shard1)
 
     def walked_once_shard1_started(folder):  # noqa: ANN001, ANN202
         if not other.is_alive():
@@ -1068,7 +1065,7 @@ def test_a_shard_starting_as_another_removes_temporaries_keeps_the_new_shards_fi
             wrote.wait(1)  # shard 1 writing at once before the fix; waits for the walk after
         return real(folder)
 
-    monkeypatch.setattr(runlock, "temporaries", walked_once_shard1_started)
+    monkeypatch.setattr(leftovers, "temporaries", walked_once_shard1_started)
     with exclusive(run, "engine label", ".lock-shard0of2", own=("run.json",)):
         pass
     other.join()
@@ -1488,8 +1485,6 @@ def test_a_run_where_locks_are_refused_leaves_no_lock_file(tmp_path: Path, monke
 def _refuse_new_files_in(folder: Path, monkeypatch) -> None:
     """Simulate ``folder`` without write permission, as root too (who bypasses it): creating
     a file in it fails with EACCES, as ``open(2)`` fails for any other user."""
-    from engine import runlock
-
     real_open = os.open
 
     def refused(path, flags, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
@@ -1497,7 +1492,7 @@ def _refuse_new_files_in(folder: Path, monkeypatch) -> None:
             raise PermissionError(13, os.strerror(13), str(path))
         return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(runlock.os, "open", refused)
+    monkeypatch.setattr(os, "open", refused)
 
 
 def _assert_refused_naming(out: Path, args: list[str], kept: list[str]) -> None:
@@ -1541,8 +1536,6 @@ def test_a_lock_file_there_that_refuses_the_run_is_named_not_its_folder(tmp_path
     """A ``.lock`` left by another user's run (0644, theirs): opening it fails with EACCES,
     as root's open does not. The folder takes new files: the file refused is named, not the
     folder (a folder the user may write into, said not to be)."""
-    from engine import runlock
-
     out = tmp_path / "run"
     with exclusive(out, "engine train"):
         (out / "last.pt").write_bytes(b"x")  # something in it: the lock file is kept
@@ -1553,7 +1546,7 @@ def test_a_lock_file_there_that_refuses_the_run_is_named_not_its_folder(tmp_path
             raise PermissionError(13, os.strerror(13), str(path))
         return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(runlock.os, "open", theirs)
+    monkeypatch.setattr(os, "open", theirs)
     with pytest.raises(PermissionError) as e, exclusive(out, "engine train"):
         pass
     assert e.value.filename == str(lock)
@@ -1711,20 +1704,20 @@ def test_two_runs_parting_a_hard_linked_copys_lock_at_once_do_not_both_go_on(tmp
     replaced the second's lock file by its own: both went on writing the copy. The name is
     checked and replaced under a lock on the folder, so the first finds it parted and is
     refused."""
-    from engine import runlock
+    from engine.runlock import lock
 
     original, copy = tmp_path / "run", tmp_path / "copy"
     with exclusive(original, "engine train"):
         (original / "last.pt").write_bytes(b"x")  # something in it: the lock file is kept
     _linked_copy(original, copy, LOCK_NAME, "last.pt")
-    own_lock, second = runlock._own_lock, contextlib.ExitStack()
+    own_lock, second = lock._own_lock, contextlib.ExitStack()
 
     def racing(fd: int, path: Path) -> int | None:
-        monkeypatch.setattr(runlock, "_own_lock", own_lock)
+        monkeypatch.setattr(lock, "_own_lock", own_lock)
         second.enter_context(exclusive(copy, "engine fuse"))  # while the first holds the file
         return own_lock(fd, path)
 
-    monkeypatch.setattr(runlock, "_own_lock", racing)
+    monkeypatch.setattr(lock, "_own_lock", racing)
     with second:
         with (
             pytest.raises(FolderInUse, match="in use by engine fuse"),
@@ -1884,7 +1877,7 @@ def test_a_record_set_aside_stopped_while_it_lists_the_folder_leaves_the_record_
     def stopped(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runlock, "_files", stopped)
+    monkeypatch.setattr(runlock.records, "_files", stopped)
     with pytest.raises(KeyboardInterrupt), runlock.record_set_aside(out, "review.json"):
         pass
     assert (out / "review.json").read_text() == "{}"
