@@ -1,6 +1,6 @@
 """The ``engine`` command line: assembles the per-area command modules in workflow order.
 
-Each area keeps its commands beside its package (``labeler/cli.py``, ``trainer/cli.py``,
+Each area keeps its commands beside its package (``labeler/cli.py``, ``trainer/cli/``,
 ``engine/cli/*.py``); a command parses options, builds a config and calls one library function.
 This file only decides where each command appears in ``engine --help`` and adds the shared error
 handling: the library raises ``ValueError`` / ``FileNotFoundError`` (or ``RuntimeError`` for wrong

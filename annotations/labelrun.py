@@ -47,7 +47,7 @@ from annotations.taxonomy import Taxonomy
 @dataclass(frozen=True)
 class RunInfo:
     """What a label run's ``run.json`` says, read with the keys the labeler writes
-    (``labeler/run.py``)::
+    (``labeler/run/``)::
 
         {"config": {"cls": {"name": ..., "parent": ..., ...}, "data": ..., ...},
          "backend": {"name": ..., "identity": ..., "models": ...},

@@ -426,7 +426,7 @@ def say_again(said: list[str], logger: logging.Logger) -> None:
 # beside a training run's last.pt: the step it holds, read without torch (engine info)
 SAVED_STEP = "saved_step.json"
 
-# The records engine train writes in its run's folder (trainer/train.py's docstring lists
+# The records engine train writes in its run's folder (trainer/train/__init__.py's docstring lists
 # them): given where a checkpoint is wanted, trainer.checkpoint.load_checkpoint names last.pt.
 TRAIN_RUN_RECORDS = (
     "config.yaml",

@@ -63,7 +63,7 @@ def output_kind(folder: str | os.PathLike) -> tuple[str, str] | None:
 
 
 # What marks a demo folder (engine demo), finished or stopped after its scenes were labelled;
-# engine info reads them so too (engine/info.py).
+# engine info reads them so too (engine/info/).
 DEMO_RECORDS = ("report/summary.json", "data/synth.json")
 # its summary as a rerun sets it aside while its stages run (engine.runlock.set_aside_as: not
 # imported here, engine's base is above this package)

@@ -35,7 +35,7 @@ def default_confidence(label: np.ndarray) -> np.ndarray:
 def labeler_run_json(
     taxonomy: Taxonomy, class_name: str, backend: str = "simulated", data: str | None = None
 ) -> dict:
-    """The part of ``run.json`` that readers use, with the keys ``labeler/run.py`` writes."""
+    """The part of ``run.json`` that readers use, with the keys ``labeler/run/`` writes."""
     info = taxonomy.get(class_name)
     parent = taxonomy[info.parent].name if info.parent is not None else None
     return {

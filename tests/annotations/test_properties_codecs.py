@@ -223,7 +223,7 @@ def test_coco_runs_with_empty_runs_read_alike(h, w, runs) -> None:
 @st.composite
 def rle_pack_streams(draw):
     """``(stream, values)``: a ``@thi.ng/rle-pack`` stream written bit by bit from its
-    definition (annotations/labelstudio.py), with repeat and literal records, any word size
+    definition (annotations/labelstudio/brush.py), with repeat and literal records, any word size
     and run-field sizes, and a last record that may run past the value count."""
     word = draw(st.integers(1, 16))
     sizes = [draw(st.integers(1, 16)) for _ in range(4)]

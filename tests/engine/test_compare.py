@@ -1,5 +1,5 @@
 """engine compare's pieces without a folder of label maps: the config's refusals, how one file's
-class value is read (engine/compare.py)."""
+class value is read (engine/compare/)."""
 
 from __future__ import annotations
 

@@ -997,7 +997,7 @@ def test_error_bad_run_json(world, doc, message):
 
 def test_run_json_read_with_the_labelers_keys(world):
     tax = MASS13K.with_new_class("Bicycle").to_dict()
-    labeler_style = {  # what labeler/run.py writes
+    labeler_style = {  # what labeler/run/ writes
         "config": {"cls": {"name": "Bicycle", "prompts": ["bicycle"], "parent": "Others"}},
         "backend": {"name": "grounded-sam", "identity": {}, "models": {}},
         "class_id": 7,

@@ -1,4 +1,4 @@
-"""engine predict's checks of its output folder without a model (trainer/predict.py): which
+"""engine predict's checks of its output folder without a model (trainer/predict/): which
 folder a run may add to, which files an --overwrite replaces. The runs themselves:
 tests/trainer/test_inference.py."""
 

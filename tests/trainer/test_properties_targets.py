@@ -1,4 +1,4 @@
-"""Property-based tests of the crop sampler and the label-decoupling targets (trainer/data.py,
+"""Property-based tests of the crop sampler and the label-decoupling targets (trainer/data/augment.py,
 trainer/losses/targets.py) on random small label and source maps: crops inside the label,
 W against a direct reference (the mean of G over the window's labelled pixels), the target
 masks partitioning the labelled pixels, weights finite, non-negative and 0 where ignored, the
