@@ -297,3 +297,33 @@ def test_value_counts_are_exact_and_need_no_bincount(monkeypatch):
     assert got.dtype == np.int64 and np.array_equal(got, want)
     odd = label[:, ::2][: 2**11 + 1]  # not contiguous, not a whole number of blocks
     assert np.array_equal(labelmap.byte_histogram(odd), real(odd.ravel(), minlength=256))
+
+
+def test_a_16_bit_label_png_reads_as_its_values_up_to_255(tmp_path):
+    """A 16-bit greyscale PNG (mode ``I;16``, as some tools save class ids) reads as the uint8
+    map of its values when all are 0..255, 255 (ignore) and 0 included; a value of 256 is
+    refused naming the file and the largest value. No test read a 16-bit label: mutants that
+    refused 0 or 255, or every 16-bit map, passed."""
+    values = np.array([[0, 1, 255], [7, 254, 3]], np.uint16)
+    Image.fromarray(values).save(tmp_path / "ids16.png")
+    label = read_label(tmp_path / "ids16.png")
+    assert label.dtype == np.uint8 and label.tolist() == values.tolist()
+    values[0, 0] = 256
+    Image.fromarray(values).save(tmp_path / "over.png")
+    with pytest.raises(
+        ValueError, match=r"over.png: 16-bit label with values above 255 \(max 256\)$"
+    ):
+        read_label(tmp_path / "over.png")
+
+
+def test_a_label_of_many_bad_values_names_the_first_10_and_says_more_only_past_10():
+    """``validate_label`` names up to 10 values that are no class id, with " ..." only when
+    there are more (a mutant that added it after exactly 10 passed)."""
+    ten = np.arange(7, 17, dtype=np.uint8).reshape(2, 5)  # 7..16, none a MaSS13K class
+    with pytest.raises(
+        ValueError, match=r"^x: label values 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 are"
+    ):
+        validate_label(ten, MASS13K, source="x")
+    eleven = np.concatenate([ten.ravel(), [17, 0, 255]]).astype(np.uint8).reshape(1, -1)
+    with pytest.raises(ValueError, match=r"^x: label values 7, .*, 16 \.\.\. are not class ids"):
+        validate_label(eleven, MASS13K, source="x")

@@ -54,3 +54,14 @@ def test_colour_labels_round_trip(h, w, extra, seed) -> None:
     rng = np.random.default_rng(seed)
     label = rng.choice([*range(taxonomy.num_classes), 255], size=(h, w)).astype(np.uint8)
     np.testing.assert_array_equal(rgb_to_label(label_to_rgb(label, taxonomy), taxonomy), label)
+
+
+def test_holds_only_takes_a_uint8_array_of_any_last_axis() -> None:
+    """A uint8 array of any shape is looked up as one row: OpenCV reads the last axis of a 3-D
+    array as channels, at most 512, and its LUT refused a (2, 1, 600) array (a mutant that
+    flattened only 2-D arrays, passing the others to OpenCV as they stand, passed the property
+    above, whose axes are at most 7 long)."""
+    block = np.zeros((2, 1, 600), np.uint8)
+    assert holds_only(block, {0, 255})
+    block[1, 0, 599] = 3
+    assert not holds_only(block, {0, 255})

@@ -109,6 +109,10 @@ def test_uncompressed_counts_decode():
             {"size": [96, 128], "counts": b"T39cl;" + b"\xff"},
             "^RLE counts string holds 'ÿ' at 6;",
         ),
+        # a last character with the continuation bit (0x20: 'P' is 32) ends in the middle of a
+        # count: it was an IndexError with a mutant that read past the end, which no test tried
+        ({"size": [96, 128], "counts": "T39cl;P"}, "^truncated RLE counts string$"),
+        ({"size": [1, 1], "counts": b"P"}, "^truncated RLE counts string$"),
     ],
 )
 def test_rle_validation(rle, message):
@@ -177,6 +181,8 @@ def test_instances_index_merge_areas():
         ({"scores": np.zeros(2)}, r"scores must be \(3,\) to match masks, got \(2,\)"),
         ({"class_ids": np.zeros((3, 1))}, r"class_ids must be \(3,\)"),
         ({"prompts": ["a"]}, "prompts must hold 3 strings"),
+        # refine's flags, one a mask: a mutant that refused only the right shape passed
+        ({"refined": [True, False]}, r"^refined must be \(3,\) to match masks, got \(2,\)$"),
     ],
 )
 def test_instances_validation(change, message):
@@ -198,6 +204,18 @@ def test_instances_file_round_trip(tmp_path, n):
     np.testing.assert_allclose(b.xyxy, a.xyxy)
     np.testing.assert_allclose(b.scores, a.scores, atol=1e-5)
     assert b.prompts == a.prompts and (b.class_ids == a.class_ids).all()
+
+
+def test_instances_file_rounds_boxes_to_2_decimals_and_scores_to_5():
+    """docs/labeler.md: an instances file holds ``box_xyxy`` to 2 decimals, ``score`` and
+    ``mask_score`` to 5 (a mutant that wrote boxes to 1 decimal passed every test)."""
+    a = _instances(1)
+    a.xyxy[0] = [1.23456, 2.5, 3.999, 4.0]
+    a.scores[0], a.mask_scores[0] = 0.123456789, 0.987654321
+    (item,) = a.to_json()["instances"]
+    assert item["box_xyxy"] == [1.23, 2.5, 4.0, 4.0]
+    assert (item["score"], item["mask_score"]) == (0.12346, 0.98765)
+    assert (item["area"], item["class_id"], item["prompt"]) == (6, 7, "p0")
 
 
 def test_read_instances_errors(tmp_path):
