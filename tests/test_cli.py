@@ -190,15 +190,16 @@ def test_out_of_memory_is_one_line_and_exit_71(tmp_path: Path, monkeypatch, erro
     """numpy's MemoryError (`engine synth --size 100000x100000`), torch's CPU allocator and
     CUDA's OutOfMemoryError: the machine's limit, said in one line with what to do and exit code
     71 (before: a numpy traceback, or exit code 2 "bad input" for torch's)."""
-    import engine.cli.common
+    import engine.cli.common.limits
     import engine.synth
 
     def too_big(*args, **kwargs):
         raise error
 
     monkeypatch.setattr(engine.synth, "generate", too_big)
-    # no limit of the shell's (a cluster job's ulimit -v would add its own words to the line)
-    monkeypatch.setattr(engine.cli.common, "memory_limits", lambda: [])
+    # no limit of the shell's (a cluster job's ulimit -v would add its own words to the line);
+    # patched where out_of_memory_line calls it
+    monkeypatch.setattr(engine.cli.common.limits, "memory_limits", lambda: [])
     res = _synth(tmp_path / "d")
     assert res.exit_code == 71, res.output
     assert " ".join(res.output.split()) == (
@@ -250,7 +251,7 @@ def test_out_of_memory_under_ulimit_v_names_the_limit(tmp_path, monkeypatch, err
 def _limits_and_use(monkeypatch, limits: dict[str, int], used: dict[str, int] | None = None):
     """``resource.getrlimit`` giving these soft limits (bytes by name: RLIMIT_AS, RLIMIT_DATA)
     and, where given, /proc/self/status's VmSize and VmData as ``used``."""
-    import engine.cli.common
+    import engine.cli.common.limits
 
     limits = {getattr(resource, k): (v, resource.RLIM_INFINITY) for k, v in limits.items()}
     real = resource.getrlimit
@@ -259,7 +260,9 @@ def _limits_and_use(monkeypatch, limits: dict[str, int], used: dict[str, int] | 
     )
     assert real(resource.RLIMIT_AS)  # the real one still answers
     if used is not None:
-        monkeypatch.setattr(engine.cli.common, "memory_in_use", lambda: dict(used), raising=False)
+        monkeypatch.setattr(  # where limit_hit calls it
+            engine.cli.common.limits, "memory_in_use", lambda: dict(used), raising=False
+        )
 
 
 def _synth_fails_with(tmp_path, monkeypatch, error) -> str:

@@ -101,6 +101,7 @@ def test_a_default_out_windows_cannot_make_is_refused_naming_the_class(monkeypat
     folder name on Windows (``:`` names an NTFS stream; ``aux`` is a device). Refused there in
     one line naming the folder, the class and the way out; elsewhere it is made as before."""
     import engine.fusion.run as fusion_run
+    import engine.fusion.run.plan as fusion_plan
     from labeler.config import ClassSpec, LabelConfig, default_out_dir
 
     def out_dir(name: str, out: str = "") -> Path:
@@ -127,7 +128,7 @@ def test_a_default_out_windows_cannot_make_is_refused_naming_the_class(monkeypat
         def __init__(self, path):
             self.class_name = Path(path).name
 
-    monkeypatch.setattr(fusion_run, "open_pseudo_run", Run)
+    monkeypatch.setattr(fusion_plan, "open_pseudo_run", Run)  # where default_out_dir calls it
     with pytest.raises(ValueError, match=r"the classes Car\?, Nul: give --out"):
         fusion_run.default_out_dir(["runs/label/Car?", "runs/label/Nul"])
     assert fusion_run.default_out_dir(["x/Car"]) == Path("runs/fused/car")

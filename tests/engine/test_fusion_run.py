@@ -582,6 +582,7 @@ def test_a_workers_warnings_are_kept_in_fuse_json(world, tmp_path, monkeypatch):
     """A warning logged in one of --workers' processes is printed and kept in fuse.json like
     the main process's: before, a spawned worker printed it bare and fuse.json left it out."""
     import engine.fusion.run as run
+    import engine.fusion.run.runner as runner  # the module that hands fuse_job to the workers
 
     (tmp_path / "warning_worker.py").write_text(
         "import logging\n"
@@ -593,7 +594,7 @@ def test_a_workers_warnings_are_kept_in_fuse_json(world, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))  # spawned workers import it from there
     import warning_worker
 
-    monkeypatch.setattr(run, "fuse_job", warning_worker.fuse_job)
+    monkeypatch.setattr(runner, "fuse_job", warning_worker.fuse_job)
     assert fuse(cfg(world, workers=2)).fused == 4
     kept = json.loads((world["out"] / "fuse.json").read_text())["warnings"]
     assert sorted(kept) == sorted(
@@ -608,6 +609,7 @@ def test_a_worker_killed_stops_fuse_naming_it_and_a_rerun_resumes(world, tmp_pat
     "A process in the process pool was terminated abruptly ...", exit code 2, a bad input);
     what was fused is kept, and a rerun fuses the rest."""
     import engine.fusion.run as run
+    import engine.fusion.run.runner as runner  # the module that hands fuse_job to the workers
     from engine.parallel import WorkerDied
 
     victim = run.plan_fusion(cfg(world)).jobs[-1].stem
@@ -622,7 +624,7 @@ def test_a_worker_killed_stops_fuse_naming_it_and_a_rerun_resumes(world, tmp_pat
     monkeypatch.syspath_prepend(str(tmp_path))  # spawned workers import it from there
     import killed_worker
 
-    monkeypatch.setattr(run, "fuse_job", killed_worker.fuse_job)
+    monkeypatch.setattr(runner, "fuse_job", killed_worker.fuse_job)
     with pytest.raises(WorkerDied, match=r"^worker process \d+ died: killed by SIGKILL"):
         fuse(cfg(world, workers=2))
     monkeypatch.undo()
@@ -632,7 +634,7 @@ def test_a_worker_killed_stops_fuse_naming_it_and_a_rerun_resumes(world, tmp_pat
 
 def test_no_more_worker_processes_than_images(world, monkeypatch):
     """--workers 64 on 4 images started 64 processes, 60 of them idle (4.6 s, not 0.2 s)."""
-    import engine.fusion.run as run
+    import engine.fusion.run.runner as run  # the module that calls _run_pool
 
     started = []
     real = run._run_pool
@@ -1307,7 +1309,7 @@ def test_cli_an_image_that_fails_in_a_worker_process_is_one_line(world):
 
 KILLED_AFTER = """
 import os, signal, sys
-import engine.fusion.run as run
+import engine.fusion.run.image as run  # the module whose fuse_job writes the maps
 real, calls = run.write_label, []
 def write_label(*args, **kwargs):
     real(*args, **kwargs)
