@@ -144,3 +144,103 @@ def test_shadings_fall_off_from_one_end_to_the_other():
     np.testing.assert_allclose(hz.ravel(), [0.9, 1.0, 1.1], rtol=1e-6)
     assert vertical_shading(1, 1.2, 0.8).ravel().tolist() == pytest.approx([1.2])
     assert horizontal_shading(0, 0.9, 1.1).shape == (1, 1, 1)
+
+
+def test_instance_maps_are_16_bit_pngs_and_other_arrays_are_refused():
+    """new_class_instances/ holds ``(H, W) uint16`` PNGs: ids past 255 survive the round trip;
+    an 8-bit or a 3-D array is refused, naming what it got."""
+    import cv2
+
+    from engine.synth.writer import encode_png16
+
+    ids = np.array([[0, 1], [256, 65535]], np.uint16)
+    back = cv2.imdecode(np.frombuffer(encode_png16(ids), np.uint8), cv2.IMREAD_UNCHANGED)
+    assert back.dtype == np.uint16 and back.tolist() == ids.tolist()
+    for bad, said in ((ids.astype(np.uint8), r"\(2, 2\) uint8"),
+                      (np.zeros((2, 2, 1), np.uint16), r"\(2, 2, 1\) uint16")):  # fmt: skip
+        with pytest.raises(ValueError, match=rf"^expected \(H, W\) uint16, got {said}$"):
+            encode_png16(bad)
+
+
+def test_the_record_read_is_the_unfinished_one_first_and_must_be_an_object(tmp_path):
+    import json
+
+    from engine.synth import recorded
+
+    assert recorded(tmp_path) is None
+    (tmp_path / "synth.json").write_text(json.dumps({"config": {"seed": 1}}))
+    assert recorded(tmp_path) == (tmp_path / "synth.json", {"config": {"seed": 1}})
+    (tmp_path / "synth.partial.json").write_text(json.dumps({"config": {"seed": 2}}))
+    assert recorded(tmp_path)[1] == {"config": {"seed": 2}}  # a run under way or stopped
+    (tmp_path / "synth.partial.json").write_text("[1, 2]")
+    with pytest.raises(ValueError) as e:
+        recorded(tmp_path)
+    assert str(e.value) == (
+        f"{tmp_path / 'synth.partial.json'}: not a generator record (expected a JSON object)"
+    )
+
+
+def test_scenes_of_another_generator_version_or_size_on_disk_are_drawn_again(tmp_path, monkeypatch):
+    """A scene is kept only when drawn by this generator version (synth.json's ``version``)
+    with the same settings, and only when its instance maps read back as ``(H, W) uint16`` of
+    the configured size; otherwise it is drawn again and the run says why."""
+    import json
+
+    import engine.synth.writer as writer
+    from engine.synth import GENERATOR_VERSION, SynthConfig, generate
+
+    drawn: list[tuple[str, int]] = []
+
+    def render(seed, split, index, size, _f=writer.render_scene):
+        drawn.append((split, index))
+        return _f(seed, split, index, size)
+
+    monkeypatch.setattr(writer, "render_scene", render)
+    out = tmp_path / "d"
+    cfg = SynthConfig(out=out, train=2, val=0, test=0, size=(96, 64))
+    generate(cfg, progress=False)
+    record = json.loads((out / "synth.json").read_text())
+    (out / "synth.json").write_text(json.dumps({**record, "version": "0"}))
+    drawn.clear()
+    replaced: list[str] = []
+    generate(cfg, progress=False, replaced=replaced)
+    assert drawn == [("train", 0), ("train", 1)]
+    assert replaced == [
+        f"2 earlier scenes drawn otherwise (generator version 0, not {GENERATOR_VERSION}) replaced"
+    ]
+    car = out / "new_class_instances" / "car" / "train"
+    cv2 = pytest.importorskip("cv2")
+    cv2.imwrite(str(car / "synth_train_0000.png"), np.zeros((64, 80), np.uint16))  # other size
+    cv2.imwrite(str(car / "synth_train_0001.png"), np.zeros((64, 96), np.uint8))  # 8-bit
+    drawn.clear()
+    kept: list[str] = []
+    generate(cfg, progress=False, kept=kept)
+    assert drawn == [("train", 0), ("train", 1)] and kept == []
+    drawn.clear()
+    generate(cfg, progress=False, kept=kept)  # all there now: both kept, none drawn
+    assert drawn == [] and kept == ["synth_train_0000", "synth_train_0001"]
+
+
+def test_synth_json_counts_the_images_instances_and_pixels_of_each_new_class(tmp_path):
+    """synth.json, per split and new class: the images containing it (instance map not all
+    0), its instances and its pixels, as the written maps hold them (docs/foundation.md)."""
+    import json
+
+    from PIL import Image
+
+    from engine.synth import NEW_CLASSES, SynthConfig, generate
+
+    out = generate(SynthConfig(out=tmp_path / "d", train=6, val=0, test=1, size=(96, 64)),
+                   progress=False)  # fmt: skip
+    splits = json.loads((out / "synth.json").read_text())["splits"]
+    for split in ("train", "test"):
+        for name in NEW_CLASSES:
+            maps = [np.array(Image.open(p))
+                    for p in sorted((out / "new_class_instances" / name / split).iterdir())]  # fmt: skip
+            assert splits[split][name] == {
+                "images_with": sum(int(m.max() > 0) for m in maps),
+                "instances": sum(int(m.max()) for m in maps),
+                "pixels": sum(int((m > 0).sum()) for m in maps),
+            }
+    with_car = splits["train"]["car"]["images_with"]
+    assert 0 < with_car < 6 or 0 < splits["train"]["bicycle"]["images_with"] < 6  # told apart
