@@ -244,3 +244,30 @@ def test_synth_json_counts_the_images_instances_and_pixels_of_each_new_class(tmp
             }
     with_car = splits["train"]["car"]["images_with"]
     assert 0 < with_car < 6 or 0 < splits["train"]["bicycle"]["images_with"] < 6  # told apart
+
+
+def test_a_bicycle_has_two_tyre_rings_and_a_car_stands_on_the_ground_at_its_size():
+    """objects: a bicycle's wheels are tyres, rings of its pixels round each returned wheel
+    (what is behind shows inside them); a car, side view or front/rear view, stands on its
+    ground line and is about as wide as ``length`` (docs/foundation.md's table)."""
+    from engine.synth.canvas import Canvas
+    from engine.synth.objects import draw_bicycle, draw_car
+
+    canvas = Canvas(400, 200)
+    wheels = draw_bicycle(canvas, np.random.default_rng(0), 100.0, 150.0, 30.0, 1)
+    bike = canvas.instance_map("bicycle") > 0
+    angles = np.linspace(0, 2 * np.pi, 360, endpoint=False)
+    assert len(wheels) == 2
+    for w in wheels:
+        assert w.cy == pytest.approx(150.0 - 30.0) and w.r == 30.0  # touching the ground
+        rows = np.round(w.cy + np.sin(angles) * (w.r - 1.5)).astype(int)
+        cols = np.round(w.cx + np.cos(angles) * (w.r - 1.5)).astype(int)
+        assert bike[rows, cols].mean() > 0.9  # the tyre
+        inside = np.hypot(*np.mgrid[:200, :400][::-1] - np.array([w.cx, w.cy])[:, None, None])
+        assert not bike[inside < 0.8 * w.r].all()  # seen through
+    for facing in (1, -1, 0):
+        canvas = Canvas(400, 200)
+        draw_car(canvas, np.random.default_rng(1), 200.0, 150.0, 100.0, facing)
+        rows, cols = np.nonzero(canvas.instance_map("car"))
+        assert 149 <= rows.max() <= 151, facing  # on the ground line
+        assert rows.max() - rows.min() > 40 and cols.max() - cols.min() > 80, facing
