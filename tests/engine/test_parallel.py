@@ -152,3 +152,139 @@ def test_the_resource_tracker_starts_with_sighup_blocked():
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60
     )
     assert (res.returncode, res.stdout, res.stderr) == (0, "1 False\n", "")
+
+
+def test_how_a_process_ended_also_when_it_has_not_or_by_an_unknown_signal():
+    """``how_it_ended``: a process not ended yet (exit code None) is "ended" (asked after it
+    was seen to end), a clean exit is its code, 0 included, and a signal without a name its
+    number."""
+    from engine.parallel import how_it_ended
+
+    assert how_it_ended(None) == "ended"
+    assert how_it_ended(0) == "exited with code 0"
+    assert how_it_ended(-200) == "killed by signal 200"
+    assert "out-of-memory" not in how_it_ended(-signal.SIGTERM)
+
+
+def test_the_first_process_killed_is_the_first_ended_by_anything_but_sigterm():
+    """first_killed: the first process that ended (exit code not None) by anything but the
+    SIGTERM the others are sent; with ``signals_only``, by a signal only (a rank's own exit
+    code is its error, sent back)."""
+    from types import SimpleNamespace as P
+
+    from engine.parallel import first_killed
+
+    term, kill = -signal.SIGTERM, -signal.SIGKILL
+    running, stopped, failed, killed = (
+        P(exitcode=None),
+        P(exitcode=term),
+        P(exitcode=1),
+        P(exitcode=kill),
+    )
+    assert first_killed([running, stopped, failed, killed]) is failed
+    assert first_killed([running, stopped, failed, killed], signals_only=True) is killed
+    assert first_killed([stopped, P(exitcode=0)], signals_only=True) is None
+    assert first_killed([running, stopped]) is None
+
+
+def test_process_gone_for_a_live_a_zombie_and_a_reaped_process():
+    """A process is gone once it ended: a zombie no one reaped yet is gone too (a container's
+    init may never reap one), and so is a pid no process has; this one is not."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from engine.parallel import process_gone
+
+    assert process_gone(os.getpid()) is False
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while not process_gone(child.pid):  # a zombie until waited for
+        assert time.monotonic() < deadline, "a child that ended is not gone"
+        time.sleep(0.05)
+    assert child.poll() == 0  # reaped only now: it was a zombie when found gone
+    assert process_gone(child.pid) is True  # no such process any more
+
+
+def test_jobs_run_here_with_one_worker_or_one_job_and_in_workers_otherwise(tmp_path, monkeypatch):
+    """``map_in_order``: one worker, or a single job, runs in this process (no pool to
+    start); two workers over several jobs run them in spawned processes, results in order."""
+    import os
+
+    pids = _job_module(tmp_path, monkeypatch, "pid_job", "import os\ndef job(x):\n"
+                       "    return x, os.getpid()\n")  # fmt: skip
+    here = os.getpid()
+    assert list(map_in_order(pids.job, [1, 2, 3], 1, "t", False)) == [(1, here), (2, here),
+                                                                      (3, here)]  # fmt: skip
+    assert list(map_in_order(pids.job, [7], 4, "t", False)) == [(7, here)]
+    out = list(map_in_order(pids.job, [1, 2, 3], 2, "t", False))
+    assert [x for x, _ in out] == [1, 2, 3] and here not in {p for _, p in out}
+
+
+def test_bad_items_say_how_many_more_only_past_the_shown():
+    from engine.parallel import BadItems
+
+    assert str(BadItems("2 of 5 pairs cannot be read", ["a", "b", "c"])) == (
+        "2 of 5 pairs cannot be read: a; b; c"
+    )
+    e = BadItems("h", ["a", "b", "c", "d"], shown=2)
+    assert str(e) == "h: a; b; and 2 more" and e.problems == ["a", "b", "c", "d"]
+
+
+def test_process_gone_where_proc_cannot_tell_asks_with_signal_0(monkeypatch):
+    """Where ``/proc`` cannot be read (another system, a ``hidepid`` mount), a signal 0 tells:
+    no such process is gone, one that exists is not, another user's (not allowed) is alive."""
+    import os
+
+    from engine import parallel
+
+    def unreadable(path, mode="r"):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(parallel, "open", unreadable, raising=False)
+    answers = {1: ProcessLookupError(), 2: PermissionError(), 3: None}
+
+    def kill(pid, sig):
+        assert sig == 0
+        if answers[pid] is not None:
+            raise answers[pid]
+
+    monkeypatch.setattr(parallel.os, "kill", kill)
+    assert [parallel.process_gone(p) for p in (1, 2, 3)] == [True, False, False]
+    monkeypatch.undo()
+    assert parallel.process_gone(os.getpid()) is False
+
+
+class _Ending:
+    """A pool's process whose exit code the kernel gives only after ``later`` looks."""
+
+    def __init__(self, pid: int, code: int | None, later: int = 0) -> None:
+        self.pid, self._code, self._later = pid, code, later
+
+    @property
+    def exitcode(self) -> int | None:
+        if self._later:
+            self._later -= 1
+            return None
+        return self._code
+
+
+def test_a_dead_worker_is_the_one_killed_waited_for_not_the_others_stopped():
+    """dead_worker names the worker that died by anything but the SIGTERM the broken pool
+    sends the others, waiting the moment the kernel takes to give its exit code; with none
+    killed, the first that ended; with none ended, a worker process."""
+    from types import SimpleNamespace
+
+    from engine.parallel import dead_worker
+
+    def pool(*processes):
+        return SimpleNamespace(_processes={p.pid: p for p in processes})
+
+    term, kill = -signal.SIGTERM, -signal.SIGKILL
+    said = str(dead_worker(pool(_Ending(11, term), _Ending(12, kill, later=3))))
+    assert said.startswith("worker process 12 died: killed by SIGKILL (most likely")
+    assert str(dead_worker(pool(_Ending(11, None), _Ending(13, term)))) == (
+        "worker process 13 died: killed by SIGTERM"
+    )
+    assert str(dead_worker(SimpleNamespace(_processes=None))) == "a worker process died"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 import textwrap
@@ -86,3 +87,55 @@ def test_tune_malloc_can_be_turned_off(monkeypatch):
     monkeypatch.setenv(OPT_OUT, "0")
     assert tune_malloc() == {}
     assert not any(name in os.environ for name, _, _ in SETTINGS)
+
+
+@needs_glibc
+def test_tune_malloc_sets_the_documented_thresholds(monkeypatch):
+    """The mmap threshold at 32 MiB (glibc's 64-bit maximum) and the trim threshold at 1 GiB,
+    each applied and put in the environment for the processes started from this one."""
+    for name, _, _ in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv(OPT_OUT, raising=False)
+    want = {"MALLOC_MMAP_THRESHOLD_": 32 * 1024**2, "MALLOC_TRIM_THRESHOLD_": 1024**3}
+    assert tune_malloc() == want
+    assert {name: int(os.environ[name]) for name in want} == want
+
+
+def test_a_mallopt_that_fails_stops_the_tuning_and_records_nothing_more(monkeypatch):
+    """mallopt returns 1 on success; a refused setting (0) is neither recorded nor put in the
+    environment, and the settings after it are not tried."""
+    import trainer.allocator as allocator
+
+    for name, _, _ in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv(OPT_OUT, raising=False)
+    tried: list[int] = []
+
+    def mallopt(param: int, value: int) -> int:
+        tried.append(param)
+        return 0
+
+    monkeypatch.setattr(allocator, "glibc_mallopt", lambda: mallopt)
+    assert tune_malloc() == {} and tried == [SETTINGS[0][1]]
+    assert not any(name in os.environ for name, _, _ in SETTINGS)
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+    reason="a glibc Linux only",
+)
+def test_glibc_mallopt_is_found_on_glibc_and_not_elsewhere(monkeypatch):
+    """Found where this process runs on glibc (as the standard library tells it, not as the
+    function itself does: the tests above skip where it finds none); none on musl (a mallopt
+    stub that does nothing) or another system."""
+    import types
+
+    import trainer.allocator as allocator
+
+    assert callable(glibc_mallopt())
+    musl = types.SimpleNamespace(mallopt=lambda *a: 1)  # no gnu_get_libc_version
+    monkeypatch.setattr(allocator.ctypes, "CDLL", lambda name: musl)
+    assert glibc_mallopt() is None
+    monkeypatch.undo()
+    monkeypatch.setattr(allocator.sys, "platform", "darwin")
+    assert glibc_mallopt() is None

@@ -154,3 +154,71 @@ def test_validations_that_scored_nothing_leave_the_steps_as_the_training_s(tmp_p
     fig = _drawn(tmp_path, monkeypatch, [*records, empty])
     for ax in fig.axes:
         assert ax.get_xlim()[0] > 900, (ax.get_title(), ax.get_xlim())
+
+
+def test_read_metrics_skips_records_without_a_whole_step(tmp_path):
+    """Only JSON objects with an integer ``step`` are steps or validations: a list, a record
+    without a step or with a step of another type (a log written by hand) is passed over."""
+    log = _log(
+        tmp_path / "metrics.jsonl",
+        [
+            [1, 2],
+            {"loss": 1.0},
+            {"step": "3", "loss": 1.0},
+            {"step": 2.0, "val": {"mIoU": 1.0}},
+            {"step": 5, "loss": 2.0},
+            _val(5, 10.0),
+        ],  # fmt: skip
+    )
+    train, val = read_metrics(log)
+    assert [r["step"] for r in train] == [5] and [v["step"] for v in val] == [5]
+
+
+def test_the_validation_panel_draws_each_score_on_its_scale_and_each_subset_alone(
+    tmp_path, monkeypatch
+):
+    """mIoU and mBIoU as logged (percent), mBF1 (a fraction) times 100 so the three share an
+    axis, and one dashed line per annotated subset's class, with that class's IoUs only (a
+    subset without an IoU at a step is no point there)."""
+    pytest.importorskip("matplotlib")
+    records = [{"step": s, "lr": 1e-3, "loss": 1.0} for s in range(1, 21)]
+    vals = [_val(10, 30.0), _val(20, 60.0)]
+    vals[0]["val"]["subsets"] = [{"class": "Car", "iou": 70.0}, {"class": "Bicycle", "iou": 5.0}]
+    vals[1]["val"]["subsets"] = [{"class": "Bicycle", "iou": 9.0}, {"class": "Car", "iou": None}]
+    fig = _drawn(tmp_path, monkeypatch, [*records, *vals])
+    lines = {ln.get_label(): ln for ln in fig.axes[2].get_lines()}
+    assert sorted(lines) == ["Bicycle IoU (annotated)", "Car IoU (annotated)", "mBF1", "mBIoU",
+                             "mIoU"]  # fmt: skip
+    for key, ys in (("mIoU", [30.0, 60.0]), ("mBIoU", [10.0, 20.0]), ("mBF1", [30.0, 60.0])):
+        assert list(lines[key].get_xdata()) == [10, 20]
+        assert list(lines[key].get_ydata()) == pytest.approx(ys), key
+    bicycle, car = lines["Bicycle IoU (annotated)"], lines["Car IoU (annotated)"]
+    assert (list(bicycle.get_xdata()), list(bicycle.get_ydata())) == ([10, 20], [5.0, 9.0])
+    assert (list(car.get_xdata()), list(car.get_ydata())) == ([10], [70.0])
+    assert fig.axes[2].get_title() == "validation (mBF1 x100)"
+
+
+def test_the_loss_panel_draws_the_logged_losses_and_their_running_mean(tmp_path, monkeypatch):
+    """The total loss per logged step, and its running mean over the last tenth of the points
+    (20 points: a window of 2)."""
+    pytest.importorskip("matplotlib")
+    losses = [float(s % 3) for s in range(1, 21)]  # 1, 2, 0, 1, 2, 0, ...
+    records = [{"step": 10 * s, "lr": 1e-3 / s, "loss": losses[s - 1]} for s in range(1, 21)]
+    fig = _drawn(tmp_path, monkeypatch, records)
+    logged, mean = fig.axes[0].get_lines()
+    assert list(logged.get_xdata()) == list(mean.get_xdata()) == list(range(10, 201, 10))
+    assert list(logged.get_ydata()) == losses
+    assert list(mean.get_ydata())[:5] == [1.0, 1.5, 1.0, 0.5, 1.5]
+    (lr,) = fig.axes[1].get_lines()
+    assert list(lr.get_ydata()) == pytest.approx([1e-3 / s for s in range(1, 21)])
+
+
+def test_a_validation_after_the_last_logged_step_is_in_the_panel(tmp_path, monkeypatch):
+    """The panels span the logged losses' steps and the validations': a last validation at
+    step 35 (a run of 35 steps logging every 10) lies inside every panel."""
+    pytest.importorskip("matplotlib")
+    records = [{"step": s, "lr": 1e-3, "loss": 10.0 / s} for s in (10, 20, 30)]
+    fig = _drawn(tmp_path, monkeypatch, [*records, _val(20, 3.0), _val(35, 2.0)])
+    for ax in fig.axes:
+        lo, hi = ax.get_xlim()
+        assert lo <= 10 and hi >= 35, (ax.get_title(), lo, hi)
