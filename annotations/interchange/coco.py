@@ -46,8 +46,6 @@ from annotations.rle import RunWindow, checked_rle, crop_to_rle
 from annotations.taxonomy import IGNORE_NAMES
 
 log = logging.getLogger(__name__)
-
-log = logging.getLogger(__name__)
 MASK_FORMATS = ("rle", "polygon")
 
 

@@ -32,8 +32,6 @@ from annotations.numbers import image_hw, image_side
 from annotations.polygons import coco_polygons_rle, ellipse_outline, outline, turned
 
 log = logging.getLogger(__name__)
-
-log = logging.getLogger(__name__)
 # result types that are regions
 _SHAPE_TYPES = ("brush", "bitmask", "polygon", "rectangle", "ellipse")
 

@@ -1,18 +1,11 @@
-"""Dataset statistics for ``engine info``: counts, image sizes, class pixel shares, problems.
-
-One pass over each split: every image is decoded (or its header read) and every label read and
-validated through :func:`engine.datasets.check_sample`, which reports all problems, while the
-same pass counts pixels per class (the paper's Fig. 2). A fused dataset's source maps are read
-as training reads them (present, the label's size, values 0/1/2) and counted per source. With
-``workers`` > 1 the samples are checked in that many processes
-(:func:`engine.parallel.map_in_order`; a worker sends back its sample's problems, size and
-pixel counts, not the label), in order, so the report is the same.
+"""``engine info``: what a folder or file the engine reads or writes holds, and its problems.
 
 ``engine info`` describes any folder or file the engine reads or writes; one module per kind:
 
 - ``describe``: what a path is (:func:`describe_output`, :func:`output_folder`), handed to the
   module of its kind;
-- ``dataset``: a dataset's statistics and problems (above), and ``--plot``;
+- ``dataset``: a dataset's statistics (counts, image sizes, class pixel shares) and
+  problems, checked in one pass, in worker processes with ``workers`` > 1, and ``--plot``;
 - ``label_run``, ``train_run``: a label run, a training run (and demo-pretrain's folder);
 - ``predictions``, ``review``, ``report``, ``scores``, ``demo``: a folder of predictions, a
   review gallery, an ``engine report`` folder, a compare or evaluate ``--json`` record, a demo;

@@ -174,11 +174,13 @@ def test_an_image_replaced_since_labelled_is_labelled_again(two_images, tmp_path
 def test_case9_grounded_sam_resume_touches_no_model(tmp_path, monkeypatch):
     """The Grounded-SAM backend's identity (hashed before deciding there is work) neither loads
     a model nor, on CPU, imports torch's CUDA checks: fast when nothing is left."""
-    import labeler.models as models
+    import labeler.grounded_sam as grounded_sam
     from labeler.grounded_sam import GroundedSamBackend
 
+    # in the backend's module, which bound them when imported: a patch of labeler.models'
+    # names reached none of its calls (a call in identity() ran the real one)
     for name in ("load_detector", "load_segmenter", "resolve_device", "resolve_dtype"):
-        monkeypatch.setattr(models, name, lambda *a, **k: pytest.fail("touched a model"))
+        monkeypatch.setattr(grounded_sam, name, lambda *a, **k: pytest.fail("touched a model"))
     cfg = LabelConfig(data="unused", cls=ClassSpec("Bicycle"), device="cpu")
     ident = GroundedSamBackend(cfg, 7).identity()
     assert ident["autocast"] is None

@@ -342,7 +342,9 @@ def test_local_files_only_never_checks_the_hub(hub_not_checked, monkeypatch, tmp
         return real()
 
     probe.cache_clear = real.cache_clear
-    monkeypatch.setattr(hub_not_checked, "hub_unreachable", probe)
+    # where the loaders call it: labeler.models.weights bound it when imported, so a patch of
+    # the package's name reached no load (before, probed stayed empty whatever a load did)
+    monkeypatch.setattr(hub_not_checked.weights, "hub_unreachable", probe)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     with pytest.raises(FileNotFoundError) as e:
         hub_not_checked.load_detector("some-org/not-cached", local_only=True)
