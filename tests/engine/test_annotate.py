@@ -1824,6 +1824,39 @@ def test_a_pick_list_under_a_file_is_said_so(tmp_path, world):
     assert f"error: {file}: is a file, not a folder" in res.output, res.output
 
 
+@pytest.mark.parametrize(
+    "where, said",
+    [
+        ("afile/pick.txt", "{t}/afile: is a file, not a folder"),
+        ("afile/more/pick.txt", "{t}/afile: is a file, not a folder"),
+        ("data/images/test/pick.txt", "{t}/data/images/test: it is a split folder of the dataset"),
+        ("data/annotations/pick.txt", "{t}/data/annotations: it is the annotations/ folder of"),
+        ("run/labels/test/pick.txt", "{t}/run/labels/test: it is a split folder (labels/test) of"),
+    ],
+)
+def test_a_pick_list_out_is_checked_before_a_pseudo_label_is_read(
+    tmp_path, world, monkeypatch, where, said
+):
+    """``annotate pick --out`` is checked first, as every command's ``--out`` is: a file where
+    a folder should be was said only after the whole split's pseudo labels were read (minutes
+    on a large run), and a list in a dataset's split folder or a label run's ``labels/test``
+    was written there, among the split's files. Now refused before anything is read."""
+    from typer.testing import CliRunner
+
+    import engine.annotate.pick as annotate
+    from cli import app
+
+    _, run, _ = world
+    (tmp_path / "afile").write_text("x")
+    read = []
+    monkeypatch.setattr(annotate, "image_stat", lambda *a, **k: read.append(a[2]))
+    args = ["annotate", "pick", str(run), "--out", str(tmp_path / where), "--no-progress"]
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()).startswith(f"error: {said.format(t=tmp_path)}"), res.output
+    assert read == [] and not (tmp_path / where).exists()
+
+
 # -- CLI ---------------------------------------------------------------------------------------
 def test_cli_pick_export_import(tmp_path, world):
     from typer.testing import CliRunner
