@@ -2431,7 +2431,7 @@ def test_an_image_is_found_whichever_way_its_name_is_composed(tmp_path):
         # labelme's line: no area (before the 58th round "unsupported", which it is not)
         (
             {"label": "Bicycle", "shape_type": "line", "points": [[0, 0], [3, 3]]},
-            "a line has no area",
+            "a 'line' shape has no area",
         ),
     ],
 )
