@@ -1857,6 +1857,41 @@ def test_a_pick_list_out_is_checked_before_a_pseudo_label_is_read(
     assert read == [] and not (tmp_path / where).exists()
 
 
+def test_an_export_killed_after_its_last_rename_is_noted_by_engine_info(
+    tmp_path, world, monkeypatch
+):
+    """An ``export --force`` killed after its last rename, before removing its staging folder,
+    left ``.export.new-*/`` holding the earlier export's files it replaced: engine info showed
+    the export and said nothing of it. Now a note names it, its size, and the command whose
+    next run removes it (an export refused without --force too)."""
+    from typer.testing import CliRunner
+
+    import annotations.fileio.swaps as swaps
+    from cli import app
+
+    _, run, _ = world
+    out = tmp_path / "e"
+    args = ["annotate", "export", str(run), "--out", str(out), "--no-progress"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    real = swaps.shutil.rmtree
+    monkeypatch.setattr(  # killed before the staging folder goes
+        swaps.shutil, "rmtree", lambda p, *a, **k: None if ".export.new-" in str(p) else real(p)
+    )
+    assert CliRunner().invoke(app, [*args, "--force"]).exit_code == 0
+    monkeypatch.setattr(swaps.shutil, "rmtree", real)
+    (left,) = out.glob(".export.new-*")
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+    assert res.exit_code == 0, res.output
+    assert re.search(
+        rf"note: {left.name}/ \(\d+\.\d MB: the earlier export's files it replaced\) left by an "
+        rf"export killed as it finished, its files in: the next engine annotate export into "
+        rf"{re.escape(str(out))} removes it$",
+        " ".join(res.output.split()),
+    ), res.output
+    assert CliRunner().invoke(app, args).exit_code == 2  # refused: an earlier export
+    assert not left.exists()
+
+
 # -- CLI ---------------------------------------------------------------------------------------
 def test_cli_pick_export_import(tmp_path, world):
     from typer.testing import CliRunner

@@ -1977,6 +1977,27 @@ def test_a_first_export_killed_in_its_staging_folder_leaves_a_note_its_rerun_kee
     assert not wrote_nothing(out)
 
 
+def test_a_subset_write_killed_after_its_last_rename_is_noted(tmp_path):
+    """An annotated subset's write killed after its last rename (its masks/ and subset.json
+    in) left ``.masks.new-*/`` with the earlier masks set aside: noted, as an export's is
+    (tests/engine/test_annotate.py), with the command that removes it; one killed half way
+    (an entry still to put in) is no such note (engine info says it as a problem)."""
+    from engine.info import leftover_note
+
+    sub = tmp_path / "sub"
+    staging = sub / ".masks.new-ab12cd34"
+    (staging / ".replaced" / "masks").mkdir(parents=True)
+    (staging / ".replaced" / "masks" / "a.png").write_bytes(b"x" * 2000)
+    (staging / ".swap.json").write_text(json.dumps({"in": ["masks", "subset.json"], "out": []}))
+    assert leftover_note(sub) == (
+        "note: .masks.new-ab12cd34/ (0.0 MB: the earlier masks and subset.json it replaced) left "
+        f"by an import killed as it finished, its files in: the next engine annotate import "
+        f"into {sub} removes it"
+    )
+    (staging / "subset.json").write_text("{}")  # still to put in: not finished
+    assert leftover_note(sub) is None
+
+
 def test_a_fusion_stopped_before_a_split_is_told_as_one_stopped_within_it(tmp_path: Path):
     """``engine info`` on a fusion killed before its val split was begun exited 2 with "label
     folder for split 'val' not found" as its error; killed within val it exited 1, listing the
