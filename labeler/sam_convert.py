@@ -20,6 +20,7 @@ from typing import Any
 
 from annotations.fileio import (
     atomic_write_json,
+    fcntl_module,
     naming,
     new_file_mode,
     same_file,
@@ -311,10 +312,7 @@ def _converting(out: Path) -> Iterator[None]:
 
     created = missing_folders(out)  # with the parents made for it: removed again if left empty
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # Windows: no flock, and no folder opened as a file
-        fcntl = None
+    fcntl = fcntl_module()  # None on Windows: no flock, and no folder opened as a file
     fd = os.open(out, os.O_RDONLY) if fcntl is not None else None
     mine = fcntl is None  # whether the folders are this conversion's to remove: it held them
     try:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from annotations.fileio.atomic import atomic_file, same_file, sync
+from annotations.fileio.atomic import atomic_file, fcntl_module, same_file, sync
 from annotations.fileio.errors import is_disk_error, naming
 
 log = logging.getLogger(__name__)
@@ -109,12 +109,9 @@ def folder_locked(folder: Path) -> Iterator[None]:
     Before, it was waited for with no timeout, and such a command waited for its own wrapper
     for ever, saying nothing."""
     fd = None
-    try:
-        import fcntl  # noqa: F401 - only whether it exists (Windows: no flock)
-
-        fd = os.open(folder, os.O_RDONLY)
-    except (ImportError, OSError):
-        pass
+    if fcntl_module() is not None:  # Windows: no flock
+        with contextlib.suppress(OSError):
+            fd = os.open(folder, os.O_RDONLY)
     try:
         if fd is not None:
             _lock_a_while(fd, folder)
@@ -127,7 +124,7 @@ def folder_locked(folder: Path) -> Iterator[None]:
 def _lock_a_while(fd: int, folder: Path) -> None:
     """:func:`folder_locked`'s ``flock`` on ``fd`` (``folder``), waited for up to
     :data:`FOLDER_LOCK_WAIT_S`; not taken where the file system refuses it."""
-    import fcntl
+    fcntl = fcntl_module()
 
     deadline = time.monotonic() + FOLDER_LOCK_WAIT_S
     while True:
@@ -168,9 +165,7 @@ def _is_own(f: Any, path: Path) -> bool:
 @contextlib.contextmanager
 def _locked(f: Any) -> Any:
     """An exclusive ``flock`` on the open file ``f`` while the block runs (none on Windows)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: logs are written by one process there
+    if (fcntl := fcntl_module()) is None:  # Windows: logs are written by one process there
         yield
         return
     try:

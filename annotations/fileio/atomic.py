@@ -96,7 +96,7 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Any]:
             # system's deferred write errors) until the rename; none on Windows, which renames
             # no open file (and has no flock). Made once f owns fd: a dup refused (EMFILE) left
             # fd open for the life of the process
-            held = os.dup(fd) if _fcntl() is not None else None
+            held = os.dup(fd) if fcntl_module() is not None else None
             yield f
             f.flush()
             sync(f.fileno())
@@ -175,7 +175,7 @@ def try_lock(fd: int, exclusive: bool = False) -> bool | None:
     holds it, None where there are no locks to take (Windows: no ``fcntl``; a file system
     refusing them: ENOLCK). The probe of the temporary files' writers' locks here and of the
     run locks' files and folders (:func:`engine.runlock.lockless`, ``engine info``)."""
-    if (fcntl := _fcntl()) is None:
+    if (fcntl := fcntl_module()) is None:
         return None
     try:
         fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
@@ -186,8 +186,9 @@ def try_lock(fd: int, exclusive: bool = False) -> bool | None:
     return True
 
 
-def _fcntl() -> Any:
-    """The ``fcntl`` module (``flock``), or None where it does not exist (Windows)."""
+def fcntl_module() -> Any:
+    """The ``fcntl`` module (``flock``), or None where it does not exist (Windows): the one way
+    the engine asks (before, eight places imported it each their own way)."""
     try:
         import fcntl
     except ImportError:

@@ -11,7 +11,7 @@ import re
 import stat
 from pathlib import Path
 
-from annotations.fileio.atomic import TMP_SUFFIX, _fcntl, _temp_prefix, same_file, try_lock
+from annotations.fileio.atomic import TMP_SUFFIX, _temp_prefix, fcntl_module, same_file, try_lock
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def _temporaries_of(path: Path) -> list[str]:
     """The temporary files of ``path`` beside it (``.NAME.`` + 8 characters + ``.tmp``: not
     another file's, ``.NAME.bak.*.tmp``); none where there are no locks to tell a killed
     write's from a live one's (Windows, where no probe could be made), or no folder to list."""
-    if _fcntl() is None:
+    if fcntl_module() is None:
         return []
     own = re.compile(re.escape(_temp_prefix(path)) + r"[a-z0-9_]{8}" + re.escape(TMP_SUFFIX), re.S)
     try:
@@ -97,7 +97,7 @@ def remove_if_dead(tmp: str | os.PathLike, unknown: bool = False) -> bool:
     readable, a link or not a file, a file system refusing locks), as a run holding its
     folder's lock did before the fifty-eighth round (:func:`engine.runlock.remove_temporaries`);
     a single file's next write leaves it (:func:`remove_dead_temporaries`)."""
-    if _fcntl() is None:  # Windows: no lock to probe
+    if fcntl_module() is None:  # Windows: no lock to probe
         return unknown and _removed(tmp)
     try:
         fd = os.open(tmp, _PROBE)

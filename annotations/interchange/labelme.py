@@ -97,9 +97,12 @@ LABELME_NO_AREA = ("line", "linestrip", "point", "points")
 def check_no_area(kind: str, role: int, here: str) -> None:
     """A shape of ``kind`` that marks no area (a line, points: :data:`annotations.cvat._NO_AREA`,
     :data:`LABELME_NO_AREA`): an error naming ``here`` where it is the class's (``role`` 1);
-    of the unannotated label the caller passes it over (no pixel)."""
+    of the unannotated label the caller passes it over (no pixel). The shape named as the file
+    names it, quoted: "a points has no area" read as a slip."""
     if role == 1:
-        raise ValueError(f"{here}: a {kind} has no area: draw the object as a polygon or mask")
+        raise ValueError(
+            f"{here}: a {kind!r} shape has no area: draw the object as a polygon or mask"
+        )
 
 
 def labelme_to_mask(

@@ -6,6 +6,7 @@ list beside its ``.json`` record; reading such lists back (:func:`read_stem_list
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import math
 import os
@@ -18,6 +19,7 @@ from annotations.fileio import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    check_expanded,
     read_json,
     read_text,
 )
@@ -31,7 +33,12 @@ from engine.annotate.common import (
 )
 from engine.progress import track
 from engine.runinfo import environment
-from engine.runlock import check_not_being_written, folders_removed_on_failure
+from engine.runlock import (
+    check_not_being_written,
+    check_not_in_dataset,
+    check_not_in_output,
+    folders_removed_on_failure,
+)
 from engine.text import counted, few
 
 log = logging.getLogger(__name__)
@@ -221,7 +228,19 @@ def _still_in_dataset(
 
 
 def _check_list_path(out: Path) -> None:
-    """``pick --out`` names the list file; its record is written beside it as ``.json``."""
+    """``pick --out`` names the list file; its record is written beside it as ``.json``. Its
+    folder is checked as every command's output folder is, before a pseudo label is read: not
+    under a file, not a dataset's ``images/`` or ``annotations/`` folder nor a split folder in
+    one, not a label run's ``labels/`` (or another output's split folders) nor a split folder
+    in one (:func:`engine.runlock.check_output_folder`'s checks but the folder's own: a list
+    goes beside other files, as the default ``RUN/pick-<split>.txt`` does). Before, the whole
+    split's pseudo labels were read first, and a list in a split folder was written there."""
+    check_expanded(out, "engine annotate pick")
+    on_the_way = next((p for p in out.parents if p.exists()), None)
+    if on_the_way is not None and not on_the_way.is_dir():  # as the list's write says it
+        raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder", str(on_the_way))
+    check_not_in_dataset(out.parent, "engine annotate pick")
+    check_not_in_output(out.parent, "engine annotate pick")
     if out.is_dir():
         raise ValueError(f"{out}: is a folder; --out names the list file (e.g. {out / 'pick.txt'})")
     if out.suffix.lower() == ".json":

@@ -201,7 +201,8 @@ def _describe_output(
     if record == "config.yaml":  # a training run before its first logged step
         train = train_run_stats(path)
         live = writers(path)  # its lock probed once: the lines and the exit status agree
-        rendered = render_train_run(train, live) + _unlocked(path, not live, _train_command(path))
+        rendered = render_train_run(train, live)
+        rendered += _unlocked(path, not live, _train_command(path, train.environment))
         return what, rendered, not live
     if record == "subset.json":
         # new masks/ beside the old subset.json, or none yet: not checked against it (each
@@ -234,7 +235,8 @@ def _describe_output(
         train = train_run_stats(path)
         live = writers(path)  # its lock probed once: the lines and the exit status agree
         stopped = not train.finished and not live
-        rendered = render_train_run(train, live) + _unlocked(path, stopped, _train_command(path))
+        rendered = render_train_run(train, live)
+        rendered += _unlocked(path, stopped, _train_command(path, train.environment))
         return what, rendered, stopped
     if record == "report.json":
         return what, render_report(path), 0

@@ -19,7 +19,8 @@ def leftover_note(folder: str | os.PathLike) -> str | None:
     there are none, or while a process writes the folder (its own are live). Harmless, and
     removed by the next run of the command that writes the folder: not a problem (exit code
     unchanged). Of a single file given (``engine compare --json`` record), what its killed
-    writes left beside it (:func:`_left_beside`)."""
+    writes left beside it (:func:`_left_beside`). A staging folder a write killed as it
+    finished left (:func:`_finished_swaps`) is a second line."""
     from engine.runlock import temporaries
 
     folder = Path(folder)
@@ -27,9 +28,10 @@ def leftover_note(folder: str | os.PathLike) -> str | None:
         return _left_beside(folder)
     if not folder.is_dir() or writer(folder) is not None:
         return None
+    swapped = _finished_swaps(folder)
     found = temporaries(folder)
     if not found:
-        return None
+        return swapped
     size = sum(p.stat().st_size for p in found if p.is_file())
     from annotations.fileio import folder_is
 
@@ -51,9 +53,51 @@ def leftover_note(folder: str | os.PathLike) -> str | None:
     )
     if kind == "a label run (engine label)":  # not while another shard runs: may be live
         after += " (a shard's run too, once no other shard of it runs)"
-    return (
+    note = (
         f"note: {counted(len(found), 'temporary file')} ({size / 1e6:.1f} MB) left by runs killed "
         f"while writing, e.g. {found[0]}: {after}"
+    )
+    return note if swapped is None else f"{note}\n{swapped}"
+
+
+# the writes that swap several entries of a folder in (annotations.fileio.staged), by their
+# staging folders' prefix: what they write, and the command whose next run into the folder
+# removes such a folder (its finish_swaps, refused or not); a SAM conversion's is said by
+# engine.info.sam
+_STAGED_BY = {
+    ".export.": ("an export", "the earlier export's files", "engine annotate export"),
+    ".masks.": ("an import", "the earlier masks and subset.json", "engine annotate import"),
+}
+
+
+def _finished_swaps(folder: Path) -> str | None:
+    """A note on the staging folders in ``folder`` of writes killed after their last rename,
+    before removing them (their swap record there, nothing left to put in or take out): the
+    files they replaced are in them, taking space; harmless, and the next run of the same
+    command into the folder removes them. Before, engine info did not mention them. One
+    killed half way through its renames is a problem said by :func:`_half_swapped`."""
+    from annotations.fileio import is_staging, unfinished_swap
+
+    left = []
+    for staging in sorted(folder.iterdir()):
+        kind = next((k for p, k in _STAGED_BY.items() if staging.name.startswith(p)), None)
+        if kind is None or not is_staging(staging.name) or not staging.is_dir():
+            continue
+        try:
+            swap = unfinished_swap(staging)
+        except (OSError, ValueError):  # a record the next write refuses: said as a problem
+            continue
+        if swap is not None and not any(swap):
+            left.append((staging, kind))
+    if not left:
+        return None
+    staging, (what, replaced, command) = left[0]
+    size = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file() and not p.is_symlink())
+    more = f" (and {counted(len(left) - 1, 'other')})" if len(left) > 1 else ""
+    return (
+        f"note: {staging.name}/{more} ({size / 1e6:.1f} MB: {replaced} it replaced) left "
+        f"by {what} killed as it finished, its files in: the next {command} into {folder} "
+        "removes it"
     )
 
 

@@ -239,7 +239,8 @@ def render_train_run(stats: TrainRunStats, live: dict[str, str] | None = None) -
     # the generic line stands (the fifty-first round said "validates it" there too)
     if stats.step >= iters and stats.pending == "validation" and stats.saved == stats.step:
         first, way_on = " during its last validation", f"{resume} validates it"
-    if _train_command(stats.root) == "engine demo-pretrain":  # engine train exports nothing
+    # engine train exports nothing
+    if _train_command(stats.root, stats.environment) == "engine demo-pretrain":
         way_on = "run the same engine demo-pretrain command again (it goes on, then exports)"
     state = (
         f"running now: {holder}"
@@ -353,9 +354,13 @@ def _pretrain_folder(folder: Path) -> bool:
     return _train_command(folder / "train") == "engine demo-pretrain"
 
 
-def _train_command(run: Path) -> str:
+def _train_command(run: Path, environment: dict | None = None) -> str:
     """The command that started the training run ``run`` and goes on with it: ``engine
-    demo-pretrain`` where its ``environment.json``'s argv says so, else ``engine train``."""
-    argv = _environment(run / "environment.json").get("argv")
+    demo-pretrain`` where its ``environment.json``'s argv says so, else ``engine train``.
+    ``environment``: that file as read already (:attr:`TrainRunStats.environment`); before,
+    engine info read it three times for one training run."""
+    if environment is None:
+        environment = _environment(run / "environment.json")
+    argv = environment.get("argv")
     pretrain = isinstance(argv, list) and argv[1:2] == ["demo-pretrain"]
     return "engine demo-pretrain" if pretrain else "engine train"

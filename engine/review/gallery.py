@@ -51,6 +51,7 @@ from engine.review.inputs import (
     _pred_dirs,
     _split_images,
     check_annotation_folder,
+    warn_class_id_absent,
     warn_not_reached,
 )
 from engine.review.page import _card, _image_url, _page
@@ -149,6 +150,9 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
         preds.append((prediction_title(prediction_settings(d)), d, class_id))
     captions = [c for c, _, _ in preds]
     preds = [(f"{c} ({d.name})" if captions.count(c) > 1 else c, d, i) for c, d, i in preds]
+    # the ids each --pred folder's maps hold, until one holds --pred-class-id (one id given for
+    # every folder: a 0/1 folder given 7 drew nothing and scored 0.00 without a word)
+    seen: dict[Path, set[int]] = {d: set() for _, d, _ in preds if cfg.pred_class_id is not None}
     # held while it draws: a second review into OUT stops at once, and engine info tells a
     # gallery being drawn (no review.json yet) from one stopped
     # The earlier gallery's record set aside before its thumbnails are drawn over
@@ -166,7 +170,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
             if problem is None:
                 try:  # one unreadable file makes its own card say so, not the gallery fail
                     panels, details, with_pred, with_gt = _panels(
-                        cfg, run, out, preds, gt_dir, split, st.stem, img_path
+                        cfg, run, out, preds, gt_dir, split, st.stem, img_path, seen
                     )
                 except MissingClassIdError:
                     raise
@@ -186,6 +190,8 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
                 inst = run.instance_summary(split, st.stem)
                 scores = [round(float(s), 3) for s in inst.scores]
             cards.append(_card(split, st, scores, panels, original, details=details))
+        for d, ids in seen.items():
+            warn_class_id_absent(d, cfg.pred_class_id, ids)  # type: ignore[arg-type]
         settings = asdict(cfg) | {"split": chosen or None, "pred": [str(d) for d in pred_dirs]}
         page = _page(
             class_name,
@@ -229,25 +235,28 @@ def _panels(
     split: str,
     stem: str,
     img_path: Path,
+    seen: dict[Path, set[int]] | None = None,
 ) -> tuple[list[Panel], list[Panel], bool, bool]:
     """One image's panels (pseudo label, each prediction found, the annotation last) and its
     detail panels (:func:`_details`), their thumbnails written; whether a prediction and an
-    annotation were found. Raises on an unreadable file."""
+    annotation were found; ``seen``: the ids each prediction folder's maps held
+    (:func:`_binary_mask`). Raises on an unreadable file."""
     image = load_image(img_path)
     key = _thumb_key(split, stem)
     gt_path = find_png(gt_dir, split, stem) if gt_dir is not None else None
     gt = read_label(gt_path) if gt_path is not None else None
     if gt is not None:
         check_size(gt_path, gt, image.shape[:2], f"its image {img_path}")
-    maps = [("pseudo label", "pseudo", run.label_path(split, stem), 1, PSEUDO_COLOR)]
+    seen = seen or {}
+    maps = [("pseudo label", "pseudo", run.label_path(split, stem), 1, PSEUDO_COLOR, None)]
     for i, (caption, d, class_id) in enumerate(preds):
         if p := find_png(d, split, stem):
             name = "pred" if i == 0 else f"pred{i + 1}"
-            maps.append((caption, name, p, class_id, PRED_COLOR))
+            maps.append((caption, name, p, class_id, PRED_COLOR, seen.get(d)))
     panels: list[Panel] = []
     layers = []  # (mask, colour) of each panel, for its detail
-    for caption, name, path, class_id, color in maps:
-        mask = _binary_mask(path, class_id)
+    for caption, name, path, class_id, color, ids in maps:
+        mask = _binary_mask(path, class_id, ids)
         check_size(path, mask, image.shape[:2], f"its image {img_path}")
         thumb = overlay(image, mask, color, cfg.thumb)
         scores = _image_scores(mask, gt) if gt is not None else None

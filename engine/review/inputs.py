@@ -37,10 +37,13 @@ class MissingClassIdError(ValueError):
     one image's file, so it stops the gallery."""
 
 
-def _binary_mask(path: Path, class_id: int | None) -> np.ndarray:
+def _binary_mask(path: Path, class_id: int | None, seen: set[int] | None = None) -> np.ndarray:
     """The label map at ``path`` as 1 = ``class_id``, 255 = 255, 0 = the rest; ``None``: a
-    map that must already be binary (0/1/255)."""
+    map that must already be binary (0/1/255). ``seen``: the ids its folder's maps held so far,
+    added to until one holds ``class_id`` (:func:`warn_class_id_absent`)."""
     label = read_label(path)
+    if seen is not None and class_id not in seen:
+        seen.update(np.flatnonzero(np.bincount(label.ravel())).tolist())
     if class_id is None:
         extra = np.setdiff1d(np.unique(label), [0, 1, 255])
         if extra.size:
@@ -50,6 +53,23 @@ def _binary_mask(path: Path, class_id: int | None) -> np.ndarray:
             )
         return label
     return np.where(label == 255, 255, (label == class_id).astype(np.uint8)).astype(np.uint8)
+
+
+def warn_class_id_absent(folder: Path, class_id: int, seen: set[int]) -> None:
+    """Warn when no map of the ``--pred`` ``folder`` drawn held ``class_id`` (``--pred-class-id``)
+    while they held other ids than 0 and 255 (``seen``): one id is given for every folder, and
+    a 0/1 folder given 7 drew its panels empty and scored IoU 0.00 without a word. A folder
+    without any such id (all 0) says nothing: a model may find no object there."""
+    others = sorted(seen - {0, 255, class_id})
+    if class_id not in seen and others:
+        log.warning(
+            "%s: no prediction map shown holds --pred-class-id %d, but they hold %s %s: is the "
+            "new class another id there? Its panels show none of it and score IoU 0.00",
+            folder,
+            class_id,
+            "id" if len(others) == 1 else "ids",
+            ", ".join(map(str, others[:8])) + (", ..." if len(others) > 8 else ""),
+        )
 
 
 def _pred_dirs(pred: str | Sequence[str] | None) -> list[Path]:

@@ -237,9 +237,9 @@ def others_writing(folder: str | os.PathLike, own: str = LOCK_NAME) -> bool:
     """Whether another process may be writing ``folder`` beside the one holding its lock file
     ``own``: a lock file of another name there is held (a shard of a label run, or the run
     beside a shard), or there are no locks to tell (Windows)."""
-    try:
-        import fcntl  # noqa: F401
-    except ImportError:
+    from annotations.fileio import fcntl_module
+
+    if fcntl_module() is None:  # Windows: no flock, no lock to tell
         return True
     return any(_held_by(p) for p in Path(folder).glob(f"{LOCK_NAME}*") if p.name != own)
 
@@ -269,11 +269,9 @@ def lockless(folder: str | os.PathLike) -> bool:
     (:func:`exclusive`), its lock file empty, and :func:`writer` cannot find it: an empty lock
     file is a run going on or one killed, which no probe tells apart. Before the fifty-seventh
     round's review ``.lock`` alone was probed, so a shard going on there was told stopped."""
-    from annotations.fileio import try_lock
+    from annotations.fileio import fcntl_module, try_lock
 
-    try:
-        import fcntl  # noqa: F401 - only whether it exists
-    except ImportError:  # Windows: no flock, and exclusive makes no lock file
+    if fcntl_module() is None:  # Windows: no flock, and exclusive makes no lock file
         return False
     for path in sorted(Path(folder).glob(f"{LOCK_NAME}*")):  # one file system: one probe
         try:
@@ -302,9 +300,9 @@ def writer(folder: str | os.PathLike) -> str | None:
 def writers(folder: str | os.PathLike) -> dict[str, str]:
     """:func:`writer`'s processes by the lock file each holds (``.lock``, a label run's shard's
     ``.lock-shard0of2``): ``engine info`` tells the running shards of a run from the others."""
-    try:
-        import fcntl  # noqa: F401 - only whether it exists
-    except ImportError:  # Windows: no flock, no lock to find
+    from annotations.fileio import fcntl_module
+
+    if fcntl_module() is None:  # Windows: no flock, no lock to find
         return {}
     folder = Path(folder)
     if not folder.is_dir():

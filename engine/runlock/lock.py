@@ -40,11 +40,10 @@ def exclusive(
     ``own`` (the records ``command`` writes there: an output it wrote before), or nothing but
     hidden entries (:func:`wrote_nothing`: a run killed before its first file was in), the
     temporary files its earlier runs left when killed are removed (:func:`remove_temporaries`)."""
+    from annotations.fileio import fcntl_module
+
     folder = Path(folder)
-    try:
-        import fcntl
-    except ImportError:  # Windows: no flock
-        fcntl = None
+    fcntl = fcntl_module()  # None on Windows: no flock
     if os.path.lexists(folder) and not folder.is_dir():
         yield folder  # a file (or a link to no folder) given: the command's own check names it
         return
@@ -274,9 +273,9 @@ def _own_lock(fd: int, path: Path) -> int | None:
     does: of two runs of a copy parting it at once (one holding the shared file, the other
     finding it held, its record naming the original), both made their own, the second's
     replaced by the first's, and both went on."""
-    import fcntl
+    from annotations.fileio import fcntl_module, folder_locked, same_file
 
-    from annotations.fileio import folder_locked, same_file
+    fcntl = fcntl_module()  # there: the caller holds a lock on fd
 
     new = path.with_name(f"{path.name}.{os.getpid()}.new")
     with folder_locked(path.parent):

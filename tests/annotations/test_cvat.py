@@ -188,7 +188,10 @@ def test_a_mask_box_far_larger_than_its_image_is_refused_before_it_is_decoded(tm
             r"box 0 \(Bicycle\): a box "
             "is no object's outline: draw the object as a polygon or mask",
         ),  # fmt: skip
-        ('<polyline label="Bicycle" points="0,0;3,3"></polyline>', "a polyline has no area"),
+        (
+            '<polyline label="Bicycle" points="0,0;3,3"></polyline>',
+            "a 'polyline' shape has no area",
+        ),
         (
             '<mask label="Bicycle" rle="1, 2" left="0" top="0" width="2" height="2"></mask>',
             "its runs cover 3 pixels, not the 2x2 of its box",
@@ -453,8 +456,8 @@ def test_a_shape_without_area_is_refused_for_the_class_and_passed_over_for_unann
     with pytest.raises(ValueError) as e:
         _read(tmp_path, _xml(_image("img000.jpg", shape.format("Bicycle"))))
     assert str(e.value) == (
-        f"{tmp_path / 'annotations.xml'}: image 'img000.jpg': {tag} 0 (Bicycle): a {tag} has no "
-        "area: draw the object as a polygon or mask"
+        f"{tmp_path / 'annotations.xml'}: image 'img000.jpg': {tag} 0 (Bicycle): a {tag!r} shape "
+        "has no area: draw the object as a polygon or mask"
     )
     square = _polygon("Bicycle", [(8, 2), (12, 2), (12, 6), (8, 6)])
     found = _read(tmp_path, _xml(_image("img000.jpg", shape.format("unannotated"), square)))

@@ -486,8 +486,8 @@ def test_a_labelme_shape_without_area_is_refused_for_the_class_and_passed_over_f
     with pytest.raises(ValueError) as e:
         labelme_to_mask("img000.json", "Bicycle", sizes, doc=_labelme(shape))
     assert str(e.value) == (
-        f"img000.json: shape 0 (Bicycle): a {kind} has no area: draw the object as a polygon or "
-        "mask"
+        f"img000.json: shape 0 (Bicycle): a {kind!r} shape has no area: draw the object as a "
+        "polygon or mask"
     )
     square = {"label": "Bicycle", "points": [[4, 1], [6, 3]], "shape_type": "rectangle"}
     found = labelme_to_mask(

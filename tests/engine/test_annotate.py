@@ -1824,6 +1824,74 @@ def test_a_pick_list_under_a_file_is_said_so(tmp_path, world):
     assert f"error: {file}: is a file, not a folder" in res.output, res.output
 
 
+@pytest.mark.parametrize(
+    "where, said",
+    [
+        ("afile/pick.txt", "{t}/afile: is a file, not a folder"),
+        ("afile/more/pick.txt", "{t}/afile: is a file, not a folder"),
+        ("data/images/test/pick.txt", "{t}/data/images/test: it is a split folder of the dataset"),
+        ("data/annotations/pick.txt", "{t}/data/annotations: it is the annotations/ folder of"),
+        ("run/labels/test/pick.txt", "{t}/run/labels/test: it is a split folder (labels/test) of"),
+    ],
+)
+def test_a_pick_list_out_is_checked_before_a_pseudo_label_is_read(
+    tmp_path, world, monkeypatch, where, said
+):
+    """``annotate pick --out`` is checked first, as every command's ``--out`` is: a file where
+    a folder should be was said only after the whole split's pseudo labels were read (minutes
+    on a large run), and a list in a dataset's split folder or a label run's ``labels/test``
+    was written there, among the split's files. Now refused before anything is read."""
+    from typer.testing import CliRunner
+
+    import engine.annotate.pick as annotate
+    from cli import app
+
+    _, run, _ = world
+    (tmp_path / "afile").write_text("x")
+    read = []
+    monkeypatch.setattr(annotate, "image_stat", lambda *a, **k: read.append(a[2]))
+    args = ["annotate", "pick", str(run), "--out", str(tmp_path / where), "--no-progress"]
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()).startswith(f"error: {said.format(t=tmp_path)}"), res.output
+    assert read == [] and not (tmp_path / where).exists()
+
+
+def test_an_export_killed_after_its_last_rename_is_noted_by_engine_info(
+    tmp_path, world, monkeypatch
+):
+    """An ``export --force`` killed after its last rename, before removing its staging folder,
+    left ``.export.new-*/`` holding the earlier export's files it replaced: engine info showed
+    the export and said nothing of it. Now a note names it, its size, and the command whose
+    next run removes it (an export refused without --force too)."""
+    from typer.testing import CliRunner
+
+    import annotations.fileio.swaps as swaps
+    from cli import app
+
+    _, run, _ = world
+    out = tmp_path / "e"
+    args = ["annotate", "export", str(run), "--out", str(out), "--no-progress"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    real = swaps.shutil.rmtree
+    monkeypatch.setattr(  # killed before the staging folder goes
+        swaps.shutil, "rmtree", lambda p, *a, **k: None if ".export.new-" in str(p) else real(p)
+    )
+    assert CliRunner().invoke(app, [*args, "--force"]).exit_code == 0
+    monkeypatch.setattr(swaps.shutil, "rmtree", real)
+    (left,) = out.glob(".export.new-*")
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+    assert res.exit_code == 0, res.output
+    assert re.search(
+        rf"note: {left.name}/ \(\d+\.\d MB: the earlier export's files it replaced\) left by an "
+        rf"export killed as it finished, its files in: the next engine annotate export into "
+        rf"{re.escape(str(out))} removes it$",
+        " ".join(res.output.split()),
+    ), res.output
+    assert CliRunner().invoke(app, args).exit_code == 2  # refused: an earlier export
+    assert not left.exists()
+
+
 # -- CLI ---------------------------------------------------------------------------------------
 def test_cli_pick_export_import(tmp_path, world):
     from typer.testing import CliRunner
@@ -2398,7 +2466,7 @@ def test_an_image_is_found_whichever_way_its_name_is_composed(tmp_path):
         # labelme's line: no area (before the 58th round "unsupported", which it is not)
         (
             {"label": "Bicycle", "shape_type": "line", "points": [[0, 0], [3, 3]]},
-            "a line has no area",
+            "a 'line' shape has no area",
         ),
     ],
 )

@@ -157,7 +157,7 @@ CASES = [
         "shape 0: unsupported shape_type 'spline' (polygon, rotation, oriented_rectangle, quadrilateral, rectangle, circle, mask)",
     ),
     # labelme's line strip outlines no area (was "unsupported shape_type 'linestrip'", which it is not)
-    ("labelme", _labelme(lambda s: s.update(shape_type="linestrip")), "synth_test_0001.json: shape 0 (bicycle): a linestrip has no area: draw the object as a polygon or mask"),
+    ("labelme", _labelme(lambda s: s.update(shape_type="linestrip")), "synth_test_0001.json: shape 0 (bicycle): a 'linestrip' shape has no area: draw the object as a polygon or mask"),
     # a shape without a label was counted as a label '' and left out, the object dropped
     ("labelme", _labelme(lambda s: s.pop("label")), "synth_test_0001.json: shape 0 has no label (LabelMe gives every shape one): give it the class's label or 'unannotated'"),
     ("labelme", _labelme(lambda s: s.update(label=None)), "synth_test_0001.json: shape 0 has no label"),

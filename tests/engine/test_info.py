@@ -1874,6 +1874,34 @@ def test_a_demo_pretrain_training_stopped_names_demo_pretrain_to_go_on(tmp_path)
         assert "stopped: run the same engine demo-pretrain command again (it goes on, then " in said
 
 
+def test_engine_info_reads_a_demo_pretrain_training_s_environment_once(tmp_path, monkeypatch):
+    """engine info of ``engine demo-pretrain``'s folder read its training's
+    ``environment.json`` three times (its stats, then twice asking which command started it);
+    now once, and once more only where the folder's checkpoint is missing (a question about
+    the folder above it)."""
+    import engine.info.train_run as train_run
+
+    out = tmp_path / "pre"
+    out.mkdir()
+    _train_run(out / "train", iters=10, step=10)
+    (out / "train" / "last.pt").write_bytes(b"x")
+    argv = ["engine", "demo-pretrain", "--out", str(out)]
+    (out / "train" / "environment.json").write_text(json.dumps({"argv": argv}))
+    (out / "demo_tiny_mass7.pt").write_bytes(b"x")
+    reads, real = [], train_run._environment
+    monkeypatch.setattr(train_run, "_environment", lambda p: reads.append(p) or real(p))
+    for given in (out, out / "train"):
+        reads.clear()
+        res, said = _info(["info", str(given), "--no-progress"])
+        assert res.exit_code == 0 and "finished" in said, res.output
+        assert reads == [out / "train" / "environment.json"], reads
+    (out / "demo_tiny_mass7.pt").unlink()  # not exported: the folder asks too
+    reads.clear()
+    res, said = _info(["info", str(out), "--no-progress"])
+    assert res.exit_code == 1 and "not exported" in said, res.output
+    assert len(reads) == 2, reads
+
+
 def test_a_folder_of_a_chart_or_overlays_no_report_wrote_is_no_unfinished_report(tmp_path):
     """A report killed among its chart and overlays is told unfinished (its folder holds its
     lock file, with its record): a folder of the user's that holds a ``chart.png`` or an
@@ -1947,6 +1975,27 @@ def test_a_first_export_killed_in_its_staging_folder_leaves_a_note_its_rerun_kee
     assert text.endswith(f"the next run of the command that writes {out} removes them"), text
     (out / ".git").mkdir()
     assert not wrote_nothing(out)
+
+
+def test_a_subset_write_killed_after_its_last_rename_is_noted(tmp_path):
+    """An annotated subset's write killed after its last rename (its masks/ and subset.json
+    in) left ``.masks.new-*/`` with the earlier masks set aside: noted, as an export's is
+    (tests/engine/test_annotate.py), with the command that removes it; one killed half way
+    (an entry still to put in) is no such note (engine info says it as a problem)."""
+    from engine.info import leftover_note
+
+    sub = tmp_path / "sub"
+    staging = sub / ".masks.new-ab12cd34"
+    (staging / ".replaced" / "masks").mkdir(parents=True)
+    (staging / ".replaced" / "masks" / "a.png").write_bytes(b"x" * 2000)
+    (staging / ".swap.json").write_text(json.dumps({"in": ["masks", "subset.json"], "out": []}))
+    assert leftover_note(sub) == (
+        "note: .masks.new-ab12cd34/ (0.0 MB: the earlier masks and subset.json it replaced) left "
+        f"by an import killed as it finished, its files in: the next engine annotate import "
+        f"into {sub} removes it"
+    )
+    (staging / "subset.json").write_text("{}")  # still to put in: not finished
+    assert leftover_note(sub) is None
 
 
 def test_a_fusion_stopped_before_a_split_is_told_as_one_stopped_within_it(tmp_path: Path):

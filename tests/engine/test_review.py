@@ -206,6 +206,44 @@ def test_pred_class_id_without_pred_is_refused(tmp_path, gallery):
         build_review(ReviewConfig(str(run), out=str(tmp_path / "g"), pred_class_id=7))
 
 
+def test_a_pred_folder_without_the_class_id_given_is_said(tmp_path, gallery, caplog):
+    """``--pred-class-id`` is one id for every ``--pred`` folder: a folder of 0/1 maps given 7
+    drew its panels empty and scored IoU 0.00 without a word. Now a warning names the folder
+    and the ids its maps hold; a folder that holds the id, or nothing but 0 (a model that found
+    nothing there), says nothing."""
+    run = gallery.index.parent.parent
+    binary, empty = tmp_path / "binary", tmp_path / "empty"
+    lab = np.zeros((H, W), np.uint8)
+    lab[:, :50], lab[0, 0] = 1, 255
+    write_label(binary / "test" / "img000.png", lab)
+    write_label(empty / "test" / "img000.png", np.zeros((H, W), np.uint8))
+    pred = [str(tmp_path / "pred"), str(binary), str(empty)]
+    with caplog.at_level("WARNING"):
+        build_review(ReviewConfig(str(run), out=str(tmp_path / "g"), pred=pred, pred_class_id=7))
+    said = [r.getMessage() for r in caplog.records if "--pred-class-id" in r.getMessage()]
+    assert said == [
+        f"{binary}: no prediction map shown holds --pred-class-id 7, but they hold id 1: is the "
+        "new class another id there? Its panels show none of it and score IoU 0.00"
+    ]
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        build_review(ReviewConfig(str(run), out=str(tmp_path / "h"), pred=pred, pred_class_id=4))
+    said = [r.getMessage() for r in caplog.records if "--pred-class-id" in r.getMessage()]
+    assert said == [
+        f"{binary}: no prediction map shown holds --pred-class-id 4, but they hold id 1: is the "
+        "new class another id there? Its panels show none of it and score IoU 0.00"
+    ]
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        build_review(ReviewConfig(str(run), out=str(tmp_path / "i"), pred=pred, pred_class_id=1))
+    said = [r.getMessage() for r in caplog.records if "--pred-class-id" in r.getMessage()]
+    assert said == [
+        f"{tmp_path / 'pred'}: no prediction map shown holds --pred-class-id 1, but they hold "
+        "ids 4, 7: is the new class another id there? Its panels show none of it and score IoU "
+        "0.00"
+    ]
+
+
 def test_a_gt_or_pred_folder_not_found_is_refused(tmp_path, gallery):
     """A mistyped --gt or --pred folder is named, before any card is drawn: not a gallery
     without the annotation's or prediction's panels."""

@@ -173,14 +173,19 @@ def test_an_image_replaced_since_labelled_is_labelled_again(two_images, tmp_path
 
 def test_case9_grounded_sam_resume_touches_no_model(tmp_path, monkeypatch):
     """The Grounded-SAM backend's identity (hashed before deciding there is work) neither loads
-    a model nor, on CPU, imports torch's CUDA checks: fast when nothing is left."""
+    a model nor, on CPU, imports torch's CUDA checks: fast when nothing is left. Patched where
+    they are called from: the backend's module binds them when it loads, and autocast_name
+    calls its own module's (before, patched on labeler.models, which neither calls, so the
+    test passed with an identity that asked torch for the device on CPU)."""
     import labeler.grounded_sam as grounded_sam
+    import labeler.models.precision as precision
     from labeler.grounded_sam import GroundedSamBackend
 
-    # in the backend's module, which bound them when imported: a patch of labeler.models'
-    # names reached none of its calls (a call in identity() ran the real one)
-    for name in ("load_detector", "load_segmenter", "resolve_device", "resolve_dtype"):
-        monkeypatch.setattr(grounded_sam, name, lambda *a, **k: pytest.fail("touched a model"))
+    for module, name in [
+        *((grounded_sam, n) for n in ("load_detector", "load_segmenter")),
+        *((m, n) for m in (grounded_sam, precision) for n in ("resolve_device", "resolve_dtype")),
+    ]:
+        monkeypatch.setattr(module, name, lambda *a, **k: pytest.fail("touched a model"))
     cfg = LabelConfig(data="unused", cls=ClassSpec("Bicycle"), device="cpu")
     ident = GroundedSamBackend(cfg, 7).identity()
     assert ident["autocast"] is None
