@@ -218,30 +218,19 @@ def test_a_pred_folder_without_the_class_id_given_is_said(tmp_path, gallery, cap
     write_label(binary / "test" / "img000.png", lab)
     write_label(empty / "test" / "img000.png", np.zeros((H, W), np.uint8))
     pred = [str(tmp_path / "pred"), str(binary), str(empty)]
-    with caplog.at_level("WARNING"):
-        build_review(ReviewConfig(str(run), out=str(tmp_path / "g"), pred=pred, pred_class_id=7))
-    said = [r.getMessage() for r in caplog.records if "--pred-class-id" in r.getMessage()]
-    assert said == [
-        f"{binary}: no prediction map shown holds --pred-class-id 7, but they hold id 1: is the "
-        "new class another id there? Its panels show none of it and score IoU 0.00"
-    ]
-    caplog.clear()
-    with caplog.at_level("WARNING"):
-        build_review(ReviewConfig(str(run), out=str(tmp_path / "h"), pred=pred, pred_class_id=4))
-    said = [r.getMessage() for r in caplog.records if "--pred-class-id" in r.getMessage()]
-    assert said == [
-        f"{binary}: no prediction map shown holds --pred-class-id 4, but they hold id 1: is the "
-        "new class another id there? Its panels show none of it and score IoU 0.00"
-    ]
-    caplog.clear()
-    with caplog.at_level("WARNING"):
-        build_review(ReviewConfig(str(run), out=str(tmp_path / "i"), pred=pred, pred_class_id=1))
-    said = [r.getMessage() for r in caplog.records if "--pred-class-id" in r.getMessage()]
-    assert said == [
-        f"{tmp_path / 'pred'}: no prediction map shown holds --pred-class-id 1, but they hold "
-        "ids 4, 7: is the new class another id there? Its panels show none of it and score IoU "
-        "0.00"
-    ]
+    tail = "is the new class another id there? Its panels show none of it and score IoU 0.00"
+    for out, class_id, folder, held in (
+        ("g", 7, binary, "id 1"),
+        ("h", 4, binary, "id 1"),
+        ("i", 1, tmp_path / "pred", "ids 4, 7"),
+    ):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            cfg = ReviewConfig(str(run), out=str(tmp_path / out), pred=pred, pred_class_id=class_id)
+            build_review(cfg)
+        said = [r.getMessage() for r in caplog.records if "--pred-class-id" in r.getMessage()]
+        want = f"{folder}: no prediction map shown holds --pred-class-id {class_id}, but they hold"
+        assert said == [f"{want} {held}: {tail}"], class_id
 
 
 def test_a_gt_or_pred_folder_not_found_is_refused(tmp_path, gallery):
