@@ -1,5 +1,5 @@
-"""What killed writers leave: :func:`annotations.fileio.atomic.atomic_file`'s temporary files
-(``.NAME.*.tmp``, :func:`is_temporary`) and :func:`annotations.fileio.swaps.staged`'s hidden
+"""What killed writers leave: :func:`~annotations.fileio.atomic.atomic_file`'s temporary files
+(``.NAME.*.tmp``, :func:`is_temporary`) and :func:`~annotations.fileio.swaps.staged`'s hidden
 staging folders (:func:`is_staging`); which temporaries are dead (no writer holds their lock)
 and their removal."""
 
