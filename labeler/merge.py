@@ -25,7 +25,7 @@ class Detections:
         xyxy: ``(N, 4) float32`` boxes, XYXY in pixels of the full image.
         scores: ``(N,) float32`` box scores in 0..1 (max token probability, as Grounding DINO).
         prompt_idx: ``(N,) int64`` index of the box's prompt in the prompt list (positive
-            prompts then negatives, as :attr:`ClassSpec.all_prompts`).
+            prompts then negatives, as :attr:`~labeler.config.ClassSpec.all_prompts`).
         negative: ``(N,) bool``: the box belongs to a negative prompt (default all False).
         prompt_scores: ``(N,) float32`` probability of the box's prompt (its best token); the
             score that :func:`labeler.dedup.dedup_instances` compares (default ``scores``).

@@ -2,7 +2,9 @@
 modules into packages): every function, class or constant it credits to a module is defined
 there, and where it says each module uses only those listed before it, the imports agree. A
 name moved later to another module, or an import that reaches up the list, fails here rather
-than leaving a newcomer to look in the wrong file."""
+than leaving a newcomer to look in the wrong file. So does a module's reference (:func:`name`) to
+what a sibling module defines, unless it says which (:func:`~engine.runlock.lock.exclusive`), and
+a private name in a package's ``__all__`` that no code outside the package reads off it."""
 
 from __future__ import annotations
 
@@ -116,3 +118,97 @@ def test_the_split_packages_are_found():
 @pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_a_packages_docstring_names_where_each_part_is(package):
     assert misdescribed(package) == []
+
+
+# a reference in a docstring or comment: :func:`name`, :class:`~pkg.mod.Name`, :meth:`Class.name`
+REFERENCE = re.compile(r":(?:func|class|data|attr|meth|exc|obj|const):`~?([\w.]+)`")
+# every package of the four areas, the areas included (a split's modules are siblings there)
+ALL_PACKAGES = sorted(
+    p.parent
+    for area in ("annotations", "engine", "labeler", "trainer")
+    for p in (ROOT / area).rglob("__init__.py")
+)
+
+
+def _known(tree: ast.Module) -> set[str]:
+    """The names a module defines or imports anywhere (a function's own import included)."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names
+
+
+def unqualified(package: Path) -> list[str]:
+    """References in ``package``'s modules to a name its module neither defines nor imports but a
+    sibling module defines, one line each: :func:`exclusive` in runlock/holders.py sends a reader
+    to look in holders.py for what lock.py holds; :func:`~engine.runlock.lock.exclusive` does not."""
+    modules = {p: _defined(p) for p in sorted(package.glob("*.py")) if p.stem != "__init__"}
+    found = []
+    for path, (_, tree) in modules.items():
+        known = _known(tree)
+        for lineno, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+            for name in REFERENCE.findall(line):
+                head = name.split(".")[0]  # Class.attr: the class; a dotted path: its package
+                holders = [
+                    p.stem for p, (names, _) in modules.items() if p != path and head in names
+                ]
+                if head and head not in known and holders:
+                    where = path.relative_to(package.parent).as_posix()
+                    found.append(f"{where}:{lineno}: {name} is in {', '.join(holders)}")
+    return found
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('"""As :func:`exclusive` holds it."""', ["exclusive"]),  # a sibling's function
+        ("x = 1  # :class:`Spec`'s; :meth:`Spec.check`", ["Spec", "Spec.check"]),  # a comment's
+        ('"""Up to :data:`LIMIT`."""', []),  # imported here
+        ('"""As :func:`held` does."""', []),  # defined here
+        ('"""As :func:`~pkg.lock.exclusive`, :func:`.lock.exclusive`."""', []),  # qualified
+        ('"""As :func:`missing` does."""', []),  # defined nowhere in the package
+    ],
+)
+def test_the_check_finds_a_reference_to_a_name_in_a_sibling_module(tmp_path, text, expected):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "lock.py").write_text("LIMIT = 1\n\n\ndef exclusive(): ...\n\n\nclass Spec: ...\n")
+    (package / "holders.py").write_text(
+        f"from pkg.lock import LIMIT\n\n\ndef held(): ...\n{text}\n"
+    )
+    assert unqualified(package) == [f"pkg/holders.py:5: {name} is in lock" for name in expected]
+
+
+@pytest.mark.parametrize("package", ALL_PACKAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_a_reference_to_a_sibling_modules_name_names_its_module(package):
+    assert unqualified(package) == []
+
+
+# private names a package still exports, and who reads them off the package (not a test's import:
+# a test imports a private name from the module that defines it)
+PRIVATE_EXPORTS = {
+    "labeler.models": {"_check_local", "_from_pretrained", "_load_config"},  # labeler/sam3.py
+    "trainer.inference": {"_full"},  # bench/cuda_memory_model.py
+    "trainer.train": {"_agree_to_stop", "_step_checks"},  # test_ranks patches the modules' names
+}
+
+
+@pytest.mark.parametrize("package", ALL_PACKAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_a_packages_all_lists_no_private_name_but_those_read_off_it(package):
+    dotted = ".".join(package.relative_to(ROOT).parts)
+    tree = ast.parse((package / "__init__.py").read_text("utf-8"))
+    exported = {
+        e.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and any(getattr(t, "id", "") == "__all__" for t in node.targets)
+        for e in node.value.elts
+    }
+    private = {name for name in exported if name.startswith("_")}
+    assert private == PRIVATE_EXPORTS.get(dotted, set())

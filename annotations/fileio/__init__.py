@@ -5,8 +5,8 @@ these helpers. The data is written to a temporary file in the destination folder
 fsync'ed, then renamed over the destination with ``os.replace``, which is atomic on POSIX and
 Windows when both paths are on one file system (where the file system has no ``fsync``, a
 FUSE mount, the write goes on without it: :func:`sync`). The temporary file is created as
-``open()`` creates one (:func:`.atomic._new_temporary`): an output has the permissions of any
-new file in its folder (0666 less the umask, or the folder's default ACL's).
+``open()`` creates one (:func:`~annotations.fileio.atomic._new_temporary`): an output has the
+permissions of any new file in its folder (0666 less the umask, or the folder's default ACL's).
 A process killed at any moment leaves either the
 old file or the new one, plus at worst a stray ``.NAME.*.tmp`` file (:func:`is_temporary`) that
 later runs ignore, and the next run of its command removes (:func:`engine.runlock.exclusive`). A file that
@@ -16,8 +16,8 @@ neither Python's bare "[Errno 28] No space left on device" of a failed ``write``
 temporary file.
 
 Reads. :func:`read_text`, :func:`read_json` and :func:`read_yaml` read UTF-8 with or without a
-byte-order mark and UTF-16 with one (:func:`.reads._decode`), and turn a missing file, a folder,
-other bytes and a parse error into ``FileNotFoundError`` / ``ValueError`` whose
+byte-order mark and UTF-16 with one (:func:`~annotations.fileio.reads._decode`), and turn a missing
+file, a folder, other bytes and a parse error into ``FileNotFoundError`` / ``ValueError`` whose
 message starts with the path, so a command can print it as its one-line error; :func:`first_line`
 is that line for any exception.
 

@@ -35,10 +35,10 @@ def append_lines(path: str | os.PathLike, lines: list[str]) -> None:
 
     A single ``write`` of a short line in append mode is not torn by a kill on POSIX local file
     systems in practice, but a crash or a network file system can leave a last line without its
-    newline. Readers skip such a torn last line (:func:`read_jsonl`); here it is cut off before
-    the next line goes in, which would otherwise be glued to it and make a middle line that no
-    reader can skip (a long write torn leaves its whole lines and one torn last line). The log
-    is locked (``flock``) meanwhile, so processes sharing it (label
+    newline. Readers skip such a torn last line (:func:`~annotations.fileio.reads.read_jsonl`); here
+    it is cut off before the next line goes in, which would otherwise be glued to it and make a
+    middle line that no reader can skip (a long write torn leaves its whole lines and one torn last
+    line). The log is locked (``flock``) meanwhile, so processes sharing it (label
     shards) never cut each other's lines.
 
     A log with other hard links (a project copied with ``cp -al``, an ``rsync --link-dest``

@@ -86,7 +86,8 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Any]:
     flushed to disk and renamed onto ``path`` when the block ends; removed, ``path`` untouched,
     when the block raises (Ctrl-C included). The temporary file stays locked (``flock``) until
     it is renamed: a process killed meanwhile leaves it unlocked, which tells a later write of
-    ``path`` that it may remove it (:func:`remove_dead_temporaries`)."""
+    ``path`` that it may remove it
+    (:func:`~annotations.fileio.temporaries.remove_dead_temporaries`)."""
     path = Path(path)
     tmp = held = None
     try:  # created inside: a Ctrl-C just after it must not leave the temp file either
@@ -126,14 +127,14 @@ _NEW_FILE = (
 
 def _new_temporary(path: Path) -> tuple[int, str]:
     """A new, empty temporary file for ``path`` in its folder, ``.NAME.`` + 8 random characters
-    + ``.tmp`` (:func:`is_temporary`), opened for writing: its descriptor and name. Created with
-    mode 0666, as ``open()`` creates a file, so the system gives it what any new file there
-    gets: 0666 less the umask, or what the folder's default ACL grants (a shared folder's
-    ``setfacl -d -m g::rw,o::-``), which no umask gives. ``mkstemp`` creates files 0600; before
-    the fifty-fourth round each output was then set to 0666 less the umask (:func:`set_mode`),
-    so under such an ACL a folder kept from others got outputs every user could read (0644
-    where ``open()`` gives 0660), and in a team's folder outputs without the group write its
-    ACL gives (0644 for 0664). Locked as its writer's (:func:`_locked_as_writers`)."""
+    + ``.tmp`` (:func:`~annotations.fileio.temporaries.is_temporary`), opened for writing: its
+    descriptor and name. Created with mode 0666, as ``open()`` creates a file, so the system gives
+    it what any new file there gets: 0666 less the umask, or what the folder's default ACL grants (a
+    shared folder's ``setfacl -d -m g::rw,o::-``), which no umask gives. ``mkstemp`` creates files
+    0600; before the fifty-fourth round each output was then set to 0666 less the umask
+    (:func:`set_mode`), so under such an ACL a folder kept from others got outputs every user could
+    read (0644 where ``open()`` gives 0660), and in a team's folder outputs without the group write
+    its ACL gives (0644 for 0664). Locked as its writer's (:func:`_locked_as_writers`)."""
     prefix = _temp_prefix(path)
     for _ in range(tempfile.TMP_MAX):
         name = os.path.join(path.parent, f"{prefix}{secrets.token_hex(4)}{TMP_SUFFIX}")
@@ -158,12 +159,12 @@ def _locked_as_writers(fd: int, name: str) -> bool:
     """Take an exclusive ``flock`` on the new temporary file ``fd`` (``name``), which its
     writer holds until the file is renamed into place or removed (:func:`atomic_file`): while
     it is held the file is a live write's, and once its process is gone (killed) the lock is
-    free, which :func:`remove_dead_temporaries` reads as a temporary file no one will finish.
-    False where such a removal took the file between its creation and this lock (it holds the
-    lock, or has removed the file: ``name`` is no longer ``fd``'s file, :func:`same_file`; not
-    the link count, which NFS keeps at 1 for an open file it removes, renamed ``.nfsXXXX``):
-    the writer makes another. True where there are no locks (Windows, a file system refusing
-    them, ENOLCK): the file is written unlocked, and no removal takes it."""
+    free, which :func:`~annotations.fileio.temporaries.remove_dead_temporaries` reads as a temporary
+    file no one will finish. False where such a removal took the file between its creation and this
+    lock (it holds the lock, or has removed the file: ``name`` is no longer ``fd``'s file,
+    :func:`same_file`; not the link count, which NFS keeps at 1 for an open file it removes, renamed
+    ``.nfsXXXX``): the writer makes another. True where there are no locks (Windows, a file system
+    refusing them, ENOLCK): the file is written unlocked, and no removal takes it."""
     if (taken := try_lock(fd, exclusive=True)) is None:
         return True
     return taken and same_file(fd, name)

@@ -16,8 +16,8 @@ from typing import Any
 def naming(e: OSError, path: str | os.PathLike) -> OSError:
     """``e``'s errno (and so its type: ``PermissionError`` for EACCES) naming ``path``: a full
     disk's ``write`` names no file ("[Errno 28] No space left on device"), and a refused
-    temporary file (:func:`_new_temporary`) names that hidden file, where the one line of the
-    command line is to name the file it writes."""
+    temporary file (:func:`~annotations.fileio.atomic._new_temporary`) names that hidden file, where
+    the one line of the command line is to name the file it writes."""
     if e.errno is None:
         return e
     return OSError(e.errno, e.strerror or os.strerror(e.errno), os.fspath(path))

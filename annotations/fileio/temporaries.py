@@ -1,5 +1,5 @@
-"""What killed writers leave: :func:`annotations.fileio.atomic.atomic_file`'s temporary files
-(``.NAME.*.tmp``, :func:`is_temporary`) and :func:`annotations.fileio.swaps.staged`'s hidden
+"""What killed writers leave: :func:`~annotations.fileio.atomic.atomic_file`'s temporary files
+(``.NAME.*.tmp``, :func:`is_temporary`) and :func:`~annotations.fileio.swaps.staged`'s hidden
 staging folders (:func:`is_staging`); which temporaries are dead (no writer holds their lock)
 and their removal."""
 
@@ -20,20 +20,22 @@ TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}" + re.escape(TMP_SUFFIX), re.S)  # a
 
 
 def is_temporary(name: str) -> bool:
-    """Whether the file name ``name`` is one of :func:`atomic_file`'s temporary files."""
+    """Whether the file name ``name`` is one of :func:`~annotations.fileio.atomic.atomic_file`'s
+    temporary files."""
     return TEMPORARY.fullmatch(name) is not None
 
 
 def remove_dead_temporaries(path: str | os.PathLike) -> int:
     """Remove the temporary files of ``path`` (``.NAME.*.tmp`` beside it, :func:`is_temporary`)
     that writes killed while writing it left: those whose lock no process holds
-    (:func:`_locked_as_writers`); a live write's is left to it. For the outputs of one file that
-    no run lock guards (``engine compare --json``, ``--markdown``, ``--plot``, ``evaluate
-    --json``, ``info --plot``, ``annotate pick``'s list): before, each ``kill -9`` during such a
-    write left one beside the output for ever, as nothing told a killed writer's from a live
-    one's. Where there are no locks (Windows, ENOLCK) none is removed, as before. One that
-    cannot be removed (another user's in a sticky folder: EPERM) stays, and the write goes on:
-    before, the refusal failed the write, naming the temporary file. Returns how many."""
+    (:func:`~annotations.fileio.atomic._locked_as_writers`); a live write's is left to it. For the
+    outputs of one file that no run lock guards (``engine compare --json``, ``--markdown``,
+    ``--plot``, ``evaluate --json``, ``info --plot``, ``annotate pick``'s list): before, each
+    ``kill -9`` during such a write left one beside the output for ever, as nothing told a killed
+    writer's from a live one's. Where there are no locks (Windows, ENOLCK) none is removed, as
+    before. One that cannot be removed (another user's in a sticky folder: EPERM) stays, and the
+    write goes on: before, the refusal failed the write, naming the temporary file. Returns how
+    many."""
     removed = 0
     for tmp in _temporaries_of(Path(path)):
         try:
@@ -91,10 +93,10 @@ def _probe(fd: int) -> bool | None:
 
 def remove_if_dead(tmp: str | os.PathLike, unknown: bool = False) -> bool:
     """Remove the temporary file ``tmp`` unless a process holds its lock (its writer lives:
-    :func:`_locked_as_writers`); whether it did. The probe's shared lock is held through the
-    removal: a writer that made the file just now and locks it after finds it gone, or held,
-    and makes another. ``unknown``: whether to remove one whose lock cannot be probed (not
-    readable, a link or not a file, a file system refusing locks), as a run holding its
+    :func:`~annotations.fileio.atomic._locked_as_writers`); whether it did. The probe's shared lock
+    is held through the removal: a writer that made the file just now and locks it after finds it
+    gone, or held, and makes another. ``unknown``: whether to remove one whose lock cannot be probed
+    (not readable, a link or not a file, a file system refusing locks), as a run holding its
     folder's lock did before the fifty-eighth round (:func:`engine.runlock.remove_temporaries`);
     a single file's next write leaves it (:func:`remove_dead_temporaries`)."""
     if fcntl_module() is None:  # Windows: no lock to probe
@@ -127,5 +129,6 @@ STAGING = re.compile(r"\..+\.new-[a-z0-9_]{8}", re.S)  # mkdtemp(prefix=PREFIX +
 
 
 def is_staging(name: str) -> bool:
-    """Whether the folder name ``name`` is one of :func:`staged`'s hidden staging folders."""
+    """Whether the folder name ``name`` is one of :func:`~annotations.fileio.swaps.staged`'s hidden
+    staging folders."""
     return STAGING.fullmatch(name) is not None

@@ -61,7 +61,6 @@ from annotations.labelstudio.exporting import (
     to_labelstudio,
 )
 from annotations.labelstudio.importing import (
-    _percent_points,
     annotations_of,
     is_labelstudio,
     labelstudio_tasks,
@@ -77,7 +76,6 @@ __all__ = [
     "IMAGE",
     "LOCAL_FILES",
     "POLYGON",
-    "_percent_points",
     "annotations_of",
     "bitmask_pixel_runs",
     "bitmask_to_mask",

@@ -97,11 +97,11 @@ def binary_output(folder: Path) -> tuple[Path, str] | None:
 
 def _folder_mode(cfg: CompareConfig, source: str, folder: Path) -> str:
     """``--input`` for one folder: ``auto`` is ``labels`` where an engine output records the
-    folder's taxonomy (:func:`folder_classes`: predictions, a fused dataset's labels), which
-    writes full label maps only; read file by file, a prediction holding only Others and Human
-    (0 and 1) was taken for a binary mask and its Human pixels scored as the class. A subset's
-    masks or a label run's labels stay ``auto`` (binary) wherever they are (a subset imported
-    into a fused dataset's folder finds its taxonomy above)."""
+    folder's taxonomy (:func:`~engine.compare.classes.folder_classes`: predictions, a fused
+    dataset's labels), which writes full label maps only; read file by file, a prediction holding
+    only Others and Human (0 and 1) was taken for a binary mask and its Human pixels scored as the
+    class. A subset's masks or a label run's labels stay ``auto`` (binary) wherever they are (a
+    subset imported into a fused dataset's folder finds its taxonomy above)."""
     recorded = cfg.taxonomy is None and source != DEFAULT_TAXONOMY
     binary = binary_output(folder) is not None
     return "labels" if cfg.input == "auto" and recorded and not binary else cfg.input

@@ -27,7 +27,8 @@ class SourceScores:
     scores: ClassScores  # the class's IoU / BIoU (x100) and BF1
     delta: dict[str, float | None] = field(default_factory=dict)  # vs the first source
     class_id: int | None = None  # the class's id in its full label maps (None: not in its taxonomy)
-    taxonomy_source: str = ""  # where its taxonomy came from (:func:`folder_classes`)
+    # where its taxonomy came from (:func:`~engine.compare.classes.folder_classes`)
+    taxonomy_source: str = ""
     # the delta's 95% paired-bootstrap interval (engine.metrics.bootstrap.interval_record);
     # None for the first source
     delta_interval: dict[str, Any] | None = None

@@ -346,7 +346,8 @@ class DatasetSpec:
         (:attr:`FusionState.unfinished`), without the lock check of the root: for a reader that
         may hold the folder's lock itself (``engine annotate import`` into a subset there), and
         for ``engine report``/``engine compare`` given a fused dataset. Returns the fusion's
-        state it read, for the caller's next question of it (:func:`check_fused_finished`)."""
+        state it read, for the caller's next question of it
+        (:func:`~engine.datasets.fused.check_fused_finished`)."""
         if stopped := self.unfinished_synth():
             raise ValueError(
                 f"{self.root}: {stopped[0]}; {command} would read part of the dataset: "
@@ -423,7 +424,7 @@ def check_folder_finished(
     (:func:`engine.runlock.places`; before, only the folders above the path as typed were: a
     link to ``D/annotations/test``, or ``D/images/test/../test``, was read unchecked).
     ``fusion``: the state of the fused dataset ``folder`` is, read already
-    (:func:`check_fused_finished`'s), not read again."""
+    (:func:`~engine.datasets.fused.check_fused_finished`'s), not read again."""
     for above in datasets_above(folder, fusion):
         if (stopped := above.unfinished) is None:
             continue
@@ -442,7 +443,8 @@ class DatasetAbove:
     root: Path
     what: str  # "dataset" (engine synth's) or "fused dataset"
     where: str  # "it lies in the dataset ROOT" (through links: said so), "" for ROOT itself
-    unfinished: tuple[str, str, bool] | None  # :func:`_unfinished`'s answer; None: finished
+    # :func:`~engine.datasets.state._unfinished`'s answer; None: finished
+    unfinished: tuple[str, str, bool] | None
     record: str  # the record that says it: "synth.json", "fuse.json: status complete"
 
 

@@ -28,7 +28,7 @@ def _unfinished(what: str, holder: str | None, stopped: str, command: str) -> tu
 @dataclass(frozen=True)
 class FusionState:
     """A dataset's fusion as its ``fuse.json`` and lock said it when read
-    (:meth:`DatasetSpec.fusion_state`)."""
+    (:meth:`~engine.datasets.layout.DatasetSpec.fusion_state`)."""
 
     record: dict | None  # fuse.json; None for another dataset, or one unreadable
     writer: str | None  # the process writing it now (its lock is held; asked where fuse.json is)
@@ -48,8 +48,8 @@ class FusionState:
         """:attr:`unfinished`, or, where ``fuse.json`` says the fusion finished, an ``engine
         fuse`` into the dataset again that holds its lock (planning, removing orphan labels,
         before it writes ``running``): what a reader of one of its folders given by itself is
-        told (:func:`check_folder_finished`), as the dataset given as one is refused by its
-        lock. Before, such a folder was read while the fusion wrote it."""
+        told (:func:`~engine.datasets.layout.check_folder_finished`), as the dataset given as one is
+        refused by its lock. Before, such a folder was read while the fusion wrote it."""
         if self.unfinished or not self.writer:
             return self.unfinished
         return _unfinished("", self.writer, "", "engine fuse")
@@ -71,8 +71,9 @@ class FusionState:
 
 
 def synth_unfinished(folder: Path, where: str = "") -> tuple[str, str, bool] | None:
-    """:meth:`DatasetSpec.unfinished_synth`'s answer for the one folder ``folder``, each phrase
-    of what is unfinished led by ``where``; None where no ``synth.partial.json`` is."""
+    """:meth:`~engine.datasets.layout.DatasetSpec.unfinished_synth`'s answer for the one folder
+    ``folder``, each phrase of what is unfinished led by ``where``; None where no
+    ``synth.partial.json`` is."""
     from engine.runlock import writer
 
     if not (folder / SYNTH_UNFINISHED).is_file():

@@ -87,8 +87,8 @@ class DemoConfig:
         """Refuse a crop larger than every training image: all padding past the image (a
         10000 crop of 128x96 scenes was killed for memory), and one smaller than the model's
         32 px a side (the CLI's ``--crop`` bound; a library caller's ``crop=16`` drew, labelled
-        and fused the scenes before training refused it). In :func:`run_demo`, not here:
-        ``engine demo-pretrain`` keeps the demo's crop at any scene size."""
+        and fused the scenes before training refused it). In :func:`~engine.demo.run.run_demo`, not
+        here: ``engine demo-pretrain`` keeps the demo's crop at any scene size."""
         from trainer.train import check_crop
 
         check_crop(self.crop)
@@ -103,7 +103,7 @@ class DemoConfig:
 
     def resized_to(self) -> tuple[int, int]:
         """The largest short and long side training resizes the scenes to
-        (``short_side_range`` of :func:`demo_train_config`)."""
+        (``short_side_range`` of :func:`~engine.demo.training.demo_train_config`)."""
         short = min(self.size) * 5 // 4
         return short, max(self.size) * short // min(self.size)
 

@@ -75,7 +75,8 @@ def _finished_swaps(folder: Path) -> str | None:
     before removing them (their swap record there, nothing left to put in or take out): the
     files they replaced are in them, taking space; harmless, and the next run of the same
     command into the folder removes them. Before, engine info did not mention them. One
-    killed half way through its renames is a problem said by :func:`_half_swapped`."""
+    killed half way through its renames is a problem said by
+    :func:`~engine.info.unfinished._half_swapped`."""
     from annotations.fileio import is_staging, unfinished_swap
 
     left = []

@@ -50,9 +50,9 @@ def _received(dup: Any) -> int:
 
 
 def passed_locks() -> list:
-    """The lock files this process holds (:func:`exclusive`), to pass in the arguments of a
-    process it spawns to write the same run (``engine train --processes``' ranks), which
-    holds them with :func:`hold_passed`: the run's folder stays locked until the last of them
+    """The lock files this process holds (:func:`~engine.runlock.lock.exclusive`), to pass in the
+    arguments of a process it spawns to write the same run (``engine train --processes``' ranks),
+    which holds them with :func:`hold_passed`: the run's folder stays locked until the last of them
     ends. Before, a rank (spawned: none of the parent's descriptors) wrote on for up to a
     second after its parent's SIGKILL, until its watchdog ended it, while a rerun took the
     free lock and started beside it. Empty where nothing is held (Windows: no flock)."""
@@ -204,9 +204,9 @@ def _in_use(folder: Path, holder: str) -> str:
 
 
 def check_not_in_use(folder: str | os.PathLike) -> None:
-    """Refuse ``folder`` as :func:`exclusive` would, before the command reads what it holds:
-    a ``--resume`` of a run whose first process has written no record yet (a requeued job
-    while the first copy starts) was told the run records no dataset, as of a wrong folder."""
+    """Refuse ``folder`` as :func:`~engine.runlock.lock.exclusive` would, before the command reads
+    what it holds: a ``--resume`` of a run whose first process has written no record yet (a requeued
+    job while the first copy starts) was told the run records no dataset, as of a wrong folder."""
     if (holder := writer(folder)) is not None:
         raise FolderInUse(_in_use(Path(folder), holder))
 
@@ -215,11 +215,11 @@ def check_alone(folder: str | os.PathLike, own: str, beside: tuple[str, ...] = (
     """Refuse ``folder``, whose lock file ``own`` this process holds, while a lock file of another
     name there is held, but for those of ``beside`` (the other shards of a sharded label run,
     which label the folder together): one line naming the folder and each live writer, as
-    :func:`exclusive` names the holder of ``own``. Before the fifty-fourth round an ``engine
-    label`` without ``--shard`` into a run a shard of it was labelling (and a shard beside a run
-    without ``--shard``) took its own lock file and went on: two processes labelled the same
-    images into one manifest. Called once ``own`` is held, so two starting at once refuse each
-    other rather than both going on."""
+    :func:`~engine.runlock.lock.exclusive` names the holder of ``own``. Before the fifty-fourth
+    round an ``engine label`` without ``--shard`` into a run a shard of it was labelling (and a
+    shard beside a run without ``--shard``) took its own lock file and went on: two processes
+    labelled the same images into one manifest. Called once ``own`` is held, so two starting at once
+    refuse each other rather than both going on."""
     held = {name: who for name, who in writers(folder).items() if name not in (own, *beside)}
     if held:
         names = ", ".join(f"{who}{as_shard(name)}" for name, who in held.items())
@@ -266,9 +266,10 @@ def lockless(folder: str | os.PathLike) -> bool:
     """Whether ``folder``'s lock files (``.lock``, a label run's shard's ``.lock-shard0of2``)
     are there and cannot be locked (``flock`` fails but for another process holding it: ENOLCK
     on a network file system without locking). A run there goes on unlocked
-    (:func:`exclusive`), its lock file empty, and :func:`writer` cannot find it: an empty lock
-    file is a run going on or one killed, which no probe tells apart. Before the fifty-seventh
-    round's review ``.lock`` alone was probed, so a shard going on there was told stopped."""
+    (:func:`~engine.runlock.lock.exclusive`), its lock file empty, and :func:`writer` cannot find
+    it: an empty lock file is a run going on or one killed, which no probe tells apart. Before the
+    fifty-seventh round's review ``.lock`` alone was probed, so a shard going on there was told
+    stopped."""
     from annotations.fileio import fcntl_module, try_lock
 
     if fcntl_module() is None:  # Windows: no flock, and exclusive makes no lock file
@@ -286,10 +287,10 @@ def lockless(folder: str | os.PathLike) -> bool:
 
 
 def writer(folder: str | os.PathLike) -> str | None:
-    """The process writing ``folder`` now, as its :func:`exclusive` recorded it (``engine label
-    (pid 12 on host, since ...)``; a sharded label run holds a lock file per shard, and each
-    running shard is named), for a command that reads the folder; None when no process holds
-    one of its lock files (the run finished, or was killed: the OS freed its lock), or where
+    """The process writing ``folder`` now, as its :func:`~engine.runlock.lock.exclusive` recorded it
+    (``engine label (pid 12 on host, since ...)``; a sharded label run holds a lock file per shard,
+    and each running shard is named), for a command that reads the folder; None when no process
+    holds one of its lock files (the run finished, or was killed: the OS freed its lock), or where
     ``flock`` does not exist.
 
     The probe takes a shared lock and drops it at once: a run starting at that instant would be
@@ -312,10 +313,10 @@ def writers(folder: str | os.PathLike) -> dict[str, str]:
 
 def last_writer(folder: str | os.PathLike, name: str = LOCK_NAME) -> str | None:
     """The process that last held ``folder``'s lock (``name``: a label run's shard's
-    ``.lock-shard0of2``), as its :func:`exclusive` recorded it (``engine predict (pid 12 on
-    host, since ...)``), held now or not; None without a record. A folder that holds nothing
-    else was left by a run stopped (or killed) before it wrote anything: ``engine info`` names
-    that run rather than "no image split folders found"."""
+    ``.lock-shard0of2``), as its :func:`~engine.runlock.lock.exclusive` recorded it
+    (``engine predict (pid 12 on host, since ...)``), held now or not; None without a record. A
+    folder that holds nothing else was left by a run stopped (or killed) before it wrote anything:
+    ``engine info`` names that run rather than "no image split folders found"."""
     try:
         fd = os.open(Path(folder) / name, os.O_RDONLY)
     except OSError:

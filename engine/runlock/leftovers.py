@@ -37,7 +37,8 @@ def _walk(folder: str | os.PathLike, others_outputs: bool = True) -> Iterator[tu
     into hidden subfolders other than the engine's own staging folders
     (:func:`annotations.fileio.is_staging`: a user's ``.git``, ``.dvc``, ``.venv``), nor, with
     ``others_outputs`` False, into subfolders with lock files of their own (another run's
-    output, a demo's stage): the walk of :func:`temporaries` and :func:`record_set_aside`."""
+    output, a demo's stage): the walk of :func:`temporaries` and
+    :func:`~engine.runlock.records.record_set_aside`."""
     from annotations.fileio import is_staging
 
     for here, dirs, files in os.walk(folder):
@@ -81,10 +82,10 @@ def remove_temporaries(folder: Path, own: str = LOCK_NAME) -> int:
     one per file it was writing, and no rerun removed them (a 13K-image run killed and resumed
     again and again piled them up). A shard removes them too while no other shard runs: before
     the forty-seventh round only a run without ``--shard`` did, so a sharded run whose killed
-    shard was rerun to the end kept them. :func:`exclusive` calls it under a brief lock on the
-    folder (:func:`annotations.fileio.folder_locked`) that every run passes once it holds its
-    lock, before it writes: a shard whose lock was taken after the check above waits (up to
-    :data:`annotations.fileio.FOLDER_LOCK_WAIT_S`, past which the holder is taken for another
+    shard was rerun to the end kept them. :func:`~engine.runlock.lock.exclusive` calls it under a
+    brief lock on the folder (:func:`annotations.fileio.folder_locked`) that every run passes once
+    it holds its lock, before it writes: a shard whose lock was taken after the check above waits
+    (up to :data:`annotations.fileio.FOLDER_LOCK_WAIT_S`, past which the holder is taken for another
     program's). Returns how many."""
     from annotations.fileio import remove_if_dead
 

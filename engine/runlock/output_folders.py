@@ -38,9 +38,9 @@ def check_output_folder(folder: str | os.PathLike, own: tuple[str, ...], command
     """A command's output folder (``--out``) that exists as a file is refused in one line naming
     it, the same for every command, before anything is written.
 
-    ``own`` (no default, here nor in :func:`holds_lock`, where two defaults once differed) is
-    the records ``command`` writes there (a label run's ``run.json``): a folder that holds none
-    of them but is another engine output
+    ``own`` (no default, here nor in :func:`~engine.runlock.command.holds_lock`, where two defaults
+    once differed) is the records ``command`` writes there (a label run's ``run.json``): a folder
+    that holds none of them but is another engine output
     (:func:`annotations.fileio.output_kind`) or a dataset's root is refused too: the command's
     files would mix with that folder's, and its ``--force`` would replace what it holds (a
     fusion into a label run wrote its label maps over the pseudo labels)."""

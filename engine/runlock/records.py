@@ -75,9 +75,9 @@ def _files(
     given), with its size, modification time and inode number, for :func:`record_set_aside`
     to tell whether a run changed one: not its lock files, the temporary files of atomic
     writes (a failed write removes its own), nor ``skip`` (the record and its set-aside name,
-    relative paths); not in hidden folders (:func:`temporaries`' rule). The inode tells a file
-    an atomic write replaced within one tick of a coarse clock (FAT: 2 s), the same size:
-    before, read as unchanged, and the earlier record put back."""
+    relative paths); not in hidden folders (:func:`~engine.runlock.leftovers.temporaries`' rule).
+    The inode tells a file an atomic write replaced within one tick of a coarse clock (FAT: 2 s),
+    the same size: before, read as unchanged, and the earlier record put back."""
     from annotations.fileio import is_temporary
 
     listed = []  # (key, path)

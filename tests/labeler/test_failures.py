@@ -19,7 +19,8 @@ from cli import app
 from labeler.backends import BACKENDS, BackendOutput, register_backend
 from labeler.config import ClassSpec, LabelConfig
 from labeler.models import ImageTooThin
-from labeler.run import _STOP, ByteQueue, run_labeling
+from labeler.run import ByteQueue, run_labeling
+from labeler.run.writers import _STOP
 
 runner = CliRunner()
 H, W = 40, 48

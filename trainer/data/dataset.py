@@ -28,11 +28,12 @@ SKIP_LIMIT = 8
 
 
 class TrainSet(Dataset):
-    """Augmented samples of one split. Keys are ``(index, seed_key)`` from :class:`StreamSampler`;
-    items are dicts of ``image (3, S, S) uint8 RGB``, ``label (S, S) uint8`` (ids, 255 ignore)
-    and ``source (S, S) uint8``: every augmentation ends in uint8, so a batch crosses from a
-    loader worker (through ``/dev/shm``) and to the device in 5 bytes a pixel, not the 28 of a
-    float32 image and two int64 maps; :func:`to_device` converts it exactly there."""
+    """Augmented samples of one split. Keys are ``(index, seed_key)`` from
+    :class:`~trainer.data.loader.StreamSampler`; items are dicts of ``image (3, S, S) uint8 RGB``,
+    ``label (S, S) uint8`` (ids, 255 ignore) and ``source (S, S) uint8``: every augmentation ends in
+    uint8, so a batch crosses from a loader worker (through ``/dev/shm``) and to the device in 5
+    bytes a pixel, not the 28 of a float32 image and two int64 maps; :func:`to_device` converts it
+    exactly there."""
 
     def __init__(
         self,

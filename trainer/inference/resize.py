@@ -42,9 +42,10 @@ def size_refusal(
     :data:`MIN_SIDE` px a side after resizing); None: it can be. ``option`` names the size in
     the words the user gave it (``engine predict``: ``--size original``, ``--size auto (the
     checkpoint's validation size: 64x32)``) and the fix as ``--size WxH``; None names them as
-    :func:`predict_label`'s argument (``size=None``). The one check of both: before, each had
-    its own, worded apart ("resized to 64x13 for size=(64, 32)", "... at --size 64x32"); at
-    ``size=None`` nothing is resized ("resized to 5x7 for size=None" before the 53rd round)."""
+    :func:`~trainer.inference.label.predict_label`'s argument (``size=None``). The one check of
+    both: before, each had its own, worded apart ("resized to 64x13 for size=(64, 32)", "... at
+    --size 64x32"); at ``size=None`` nothing is resized ("resized to 5x7 for size=None" before the
+    53rd round)."""
     nh, nw = resized_shape(height, width, size)
     if min(nh, nw) >= MIN_SIDE:
         return None

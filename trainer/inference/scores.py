@@ -122,10 +122,10 @@ def tta_scores(
     are flipped on the grid (as ever), on an odd width at a scale of an even ``W`` after the
     resize. On an odd ``W`` no grid of ceil(W/2) cells is the mirror of another (the
     half-padded cell changes sides): the flipped runs' share of the mean is ``mirrored``, in
-    the mirrored frame, and :func:`upsample_argmax` mirrors it at the output's resolution, as
-    mmseg mirrors the logits at the image's size; an image and its mirror image then get
-    mirrored labels. Before the fifty-seventh round an odd width's flipped grid was mirrored
-    back on the grid and averaged half a cell off the unflipped one."""
+    the mirrored frame, and :func:`~trainer.inference.label.upsample_argmax` mirrors it at the
+    output's resolution, as mmseg mirrors the logits at the image's size; an image and its mirror
+    image then get mirrored labels. Before the fifty-seventh round an odd width's flipped grid was
+    mirrored back on the grid and averaged half a cell off the unflipped one."""
     h, w = image.shape[:2]
     out_hw = (-(-h // 2), -(-w // 2))
     total = apart = None  # apart: the flipped runs' sum on an odd width, in the mirrored frame

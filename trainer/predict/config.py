@@ -56,7 +56,7 @@ class PredictConfig:
 
 @dataclass
 class PredictResult:
-    """What :func:`predict_dir` did."""
+    """What :func:`~trainer.predict.run.predict_dir` did."""
 
     out: Path  # output folder
     written: list[Path] = field(default_factory=list)  # label PNGs written

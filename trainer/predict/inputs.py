@@ -49,8 +49,8 @@ def other_files(entries: list[Path]) -> list[Path]:
 def input_images(cfg: PredictConfig, spec: DatasetSpec | None) -> tuple[list[Path], list[Path]]:
     """The images ``cfg`` names, and the other files of their folder (:func:`list_images`):
     ``cfg.images`` (a folder or one file), or the images of ``cfg.split`` of the dataset
-    ``cfg.data`` (``spec``, read from it by :func:`predict_dir`), found as every command finds
-    a split's images (a fused dataset's spec points to the original photos)."""
+    ``cfg.data`` (``spec``, read from it by :func:`~trainer.predict.run.predict_dir`), found as
+    every command finds a split's images (a fused dataset's spec points to the original photos)."""
     if (cfg.images is None) == (cfg.data is None):
         raise ValueError(
             "give the images to label as --images FOLDER, or as --data ROOT with --split SPLIT"

@@ -33,8 +33,8 @@ def trained_on(ckpt: dict) -> dict[str, str] | None:
 
 
 def resume_refused(meta_path: Path, diffs: list[str]) -> ValueError:
-    """The error of :func:`predict_dir` refusing to add label maps to a folder whose
-    ``predict.json`` (``meta_path``) records other settings: one line naming the file and
+    """The error of :func:`~trainer.predict.run.predict_dir` refusing to add label maps to a folder
+    whose ``predict.json`` (``meta_path``) records other settings: one line naming the file and
     every difference ``diffs`` (:func:`differences`)."""
     return ValueError(
         f"{meta_path}: the label maps here were made with other settings "

@@ -123,8 +123,8 @@ def _agree_to_stop(world: int, device: torch.device) -> int:
 
 
 def owns_run() -> bool:
-    """Whether this process owns the run and holds its lock (:func:`train`): not a rank that
-    :func:`trainer.spawn.train_processes` started, nor one but rank 0 under torchrun."""
+    """Whether this process owns the run and holds its lock (:func:`~trainer.train.run.train`): not
+    a rank that :func:`trainer.spawn.train_processes` started, nor one but rank 0 under torchrun."""
     rank, _ = rank_and_world()
     return not os.environ.get(RUN_LOCKED_BY_PARENT) and rank == 0
 

@@ -89,7 +89,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class TrainResult:
-    """What a call to :func:`train` did."""
+    """What a call to :func:`~trainer.train.run.train` did."""
 
     out: Path  # run directory
     step: int  # optimizer steps completed in total (including before a resume)

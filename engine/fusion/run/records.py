@@ -20,8 +20,8 @@ from engine.runinfo import environment
 
 
 def _dataset_yaml(plan: FusePlan, out: Path, earlier: Iterable[str] = ()) -> str:
-    """The fused dataset's spec: this call's splits and ``earlier`` ones (:func:`earlier_splits`)
-    in the source dataset's order."""
+    """The fused dataset's spec: this call's splits and ``earlier`` ones
+    (:func:`~engine.fusion.run.resume.earlier_splits`) in the source dataset's order."""
     spec = plan.spec
     order = {s: i for i, s in enumerate(spec.available_splits())}
     splits = sorted({*plan.splits, *earlier}, key=lambda s: (order.get(s, len(order)), s))

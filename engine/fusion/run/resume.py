@@ -24,8 +24,8 @@ def earlier_splits(latest: dict, plan: FusePlan, out: Path) -> list[str]:
     """Splits fused into ``out`` by earlier calls (``engine fuse --split train``, then ``--split
     val``) that still belong to this dataset: every image's latest record is ok with this
     configuration's hash and its files exist. They stay in ``dataset.yaml`` beside this call's
-    splits (:func:`_dataset_yaml` orders them); a split fused with other settings (or with
-    failed images) is left out, with a warning saying how to bring it back."""
+    splits (:func:`~engine.fusion.run.records._dataset_yaml` orders them); a split fused with other
+    settings (or with failed images) is left out, with a warning saying how to bring it back."""
     by_split: dict[str, list[tuple[str, dict]]] = {}
     for (split, stem), rec in latest.items():
         if split not in plan.splits and rec.get("status") != REMOVED:
