@@ -187,7 +187,7 @@ def test_no_message_gives_an_option_a_number_with_thousands_separators():
 def test_a_resume_that_trains_nothing_suggests_iters_the_command_takes(tmp_path):
     """The refused resume of a run planned for 80,000 steps said ``give --iters 80,000``."""
     from trainer.config import TrainConfig
-    from trainer.train.resume import _check_resume_iters
+    from trainer.train import _check_resume_iters
 
     ckpt = {"step": 40000, "scheduler": {"iters": 80000}}
     for ckpt_step, iters in ((40000, 30000), (80000, 70000)):
@@ -537,7 +537,7 @@ def test_the_training_config_keys_messages_name_exist():
 def test_the_spec_keys_messages_name_exist():
     """``add recursive: true to the dataset spec``, ``a --spec file (Bicycle: {parent: CLASS})``:
     keys the dataset spec and the class spec file take (both refuse unknown keys)."""
-    from engine.datasets.spec import _SPEC_KEYS
+    from engine.datasets import _SPEC_KEYS
     from labeler.config import _CLASS_KEYS
 
     found = {"dataset": [], "class": []}

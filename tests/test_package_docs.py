@@ -3,8 +3,7 @@ modules into packages): every function, class or constant it credits to a module
 there, and where it says each module uses only those listed before it, the imports agree. A
 name moved later to another module, or an import that reaches up the list, fails here rather
 than leaving a newcomer to look in the wrong file. So does a module's reference (:func:`name`) to
-what a sibling module defines, unless it says which (:func:`~engine.runlock.lock.exclusive`), and
-a private name in a package's ``__all__`` that no code outside the package reads off it."""
+what a sibling module defines, unless it says which (:func:`~engine.runlock.lock.exclusive`)."""
 
 from __future__ import annotations
 
@@ -188,27 +187,3 @@ def test_the_check_finds_a_reference_to_a_name_in_a_sibling_module(tmp_path, tex
 @pytest.mark.parametrize("package", ALL_PACKAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_a_reference_to_a_sibling_modules_name_names_its_module(package):
     assert unqualified(package) == []
-
-
-# private names a package still exports, and who reads them off the package (not a test's import:
-# a test imports a private name from the module that defines it)
-PRIVATE_EXPORTS = {
-    "labeler.models": {"_check_local", "_from_pretrained", "_load_config"},  # labeler/sam3.py
-    "trainer.inference": {"_full"},  # bench/cuda_memory_model.py
-    "trainer.train": {"_agree_to_stop", "_step_checks"},  # test_ranks patches the modules' names
-}
-
-
-@pytest.mark.parametrize("package", ALL_PACKAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
-def test_a_packages_all_lists_no_private_name_but_those_read_off_it(package):
-    dotted = ".".join(package.relative_to(ROOT).parts)
-    tree = ast.parse((package / "__init__.py").read_text("utf-8"))
-    exported = {
-        e.value
-        for node in tree.body
-        if isinstance(node, ast.Assign)
-        and any(getattr(t, "id", "") == "__all__" for t in node.targets)
-        for e in node.value.elts
-    }
-    private = {name for name in exported if name.startswith("_")}
-    assert private == PRIVATE_EXPORTS.get(dotted, set())

@@ -4,7 +4,7 @@ A tiny model's step is thousands of small ops; torch's intra-op threads split ea
 for each other after every one, so a second thread buys little (docs/trainer.md, CPU threads).
 Splitting the *batch* instead scales: N processes, one thread each, each computing its share of
 the batch, with DistributedDataParallel (gloo) averaging the gradients. This is the same DDP
-path ``torchrun`` takes (:func:`trainer.train.distributed._distributed` reads the same environment
+path ``torchrun`` takes (:func:`trainer.train._distributed` reads the same environment
 variables), started from inside the process, so ``engine demo`` and ``engine train`` need no
 launcher.
 

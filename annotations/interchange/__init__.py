@@ -34,9 +34,16 @@ Every name is importable from ``annotations.interchange`` as before.
 
 from __future__ import annotations
 
-from annotations.interchange.coco import MASK_FORMATS, CocoBuilder, coco_to_masks
+from annotations.interchange.coco import (
+    MASK_FORMATS,
+    CocoBuilder,
+    _recordless_export,
+    coco_to_masks,
+)
 from annotations.interchange.labelme import (
     LABELME_NO_AREA,
+    _draw_labelme_shape,
+    _mask_patch,
     check_no_area,
     is_labelme,
     labelme_size,
@@ -94,6 +101,9 @@ __all__ = [
     "POLYGON_KEY",
     "SEGMENTATION_DIR",
     "SplitSizes",
+    "_draw_labelme_shape",
+    "_mask_patch",
+    "_recordless_export",
     "as_read",
     "check_no_area",
     "check_size",

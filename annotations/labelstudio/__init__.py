@@ -61,6 +61,7 @@ from annotations.labelstudio.exporting import (
     to_labelstudio,
 )
 from annotations.labelstudio.importing import (
+    _percent_points,
     annotations_of,
     is_labelstudio,
     labelstudio_tasks,
@@ -76,6 +77,7 @@ __all__ = [
     "IMAGE",
     "LOCAL_FILES",
     "POLYGON",
+    "_percent_points",
     "annotations_of",
     "bitmask_pixel_runs",
     "bitmask_to_mask",

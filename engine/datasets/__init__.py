@@ -73,6 +73,7 @@ from engine.datasets.layout import (
 )
 from engine.datasets.listing import (
     IMAGE_EXTS,
+    _walk,
     label_dir_found,
     listed_file,
     relative_ref,
@@ -87,7 +88,7 @@ from engine.datasets.samples import (
     open_split,
     read_sample_label,
 )
-from engine.datasets.spec import load_spec, not_found, read_split_list
+from engine.datasets.spec import _SPEC_KEYS, load_spec, not_found, read_split_list
 from engine.datasets.state import SYNTH_RECORD, SYNTH_UNFINISHED, FusionState, synth_unfinished
 from engine.datasets.subsets import edited_masks_line, replaced_subset_photos
 
@@ -107,6 +108,8 @@ __all__ = [
     "SYNTH_UNFINISHED",
     "Sample",
     "SegDataset",
+    "_SPEC_KEYS",
+    "_walk",
     "check_carried_sources",
     "check_folder_finished",
     "check_fused_finished",

@@ -71,6 +71,7 @@ from engine.demo.run import (
 )
 from engine.demo.summary import (
     UNFINISHED_CALLS,
+    _earlier_calls,
     base_line,
     base_scores,
     format_duration,
@@ -101,6 +102,7 @@ __all__ = [
     "TRAINING_OPTIONS",
     "UNFINISHED_CALLS",
     "WALL_LIMIT",
+    "_earlier_calls",
     "base_line",
     "base_scores",
     "call_seconds",

@@ -23,7 +23,14 @@ Every name callers import from ``engine.evaluate`` is imported here from its mod
 from __future__ import annotations
 
 from engine.evaluate.listing import LABEL_EXTS, NO_LABEL_MAPS, check_not_subset_masks, list_labels
-from engine.evaluate.pairs import fit_to_truth, load_pair, maps_changed, maps_digest, pair_files
+from engine.evaluate.pairs import (
+    _composed_as,
+    fit_to_truth,
+    load_pair,
+    maps_changed,
+    maps_digest,
+    pair_files,
+)
 from engine.evaluate.scoring import (
     RESIZE_MODES,
     EvaluateConfig,
@@ -50,6 +57,7 @@ from engine.evaluate.truth import (
 __all__ = [
     "ByName",
     "check_not_subset_masks",
+    "_composed_as",
     "count_device",
     "dataset_of",
     "dataset_spec",

@@ -39,7 +39,7 @@ from engine.info.records import add_made_with, latest, made_with, ran_as, record
 from engine.info.report import render_report
 from engine.info.review import render_review
 from engine.info.scores import render_scores, scored_maps_changed, stopped_compare
-from engine.info.train_run import TrainRunStats, render_train_run, train_run_stats
+from engine.info.train_run import TrainRunStats, _start_again, render_train_run, train_run_stats
 
 __all__ = [
     "DEMO_SUMMARY",
@@ -49,6 +49,7 @@ __all__ = [
     "RunSplit",
     "SplitStats",
     "TrainRunStats",
+    "_start_again",
     "add_made_with",
     "dataset_stats",
     "describe_output",

@@ -42,9 +42,9 @@ class TrainRunStats:
     @property
     def finished(self) -> bool:
         """Whether the run trained all its steps into ``last.pt`` and, validating, logged the
-        last one's validation, as a ``--resume`` decides (``trainer.train.resume._finished``).
-        Before the fifty-first round the last logged step alone decided: a run killed after logging
-        its last step, before last.pt was written (or during the last validation), read as finished,
+        last one's validation, as a ``--resume`` decides (``trainer.train._finished``). Before
+        the fifty-first round the last logged step alone decided: a run killed after logging its
+        last step, before last.pt was written (or during the last validation), read as finished,
         exit 0, where its --resume goes on."""
         return self.step >= self.iters and self.pending is None
 
@@ -259,7 +259,7 @@ def render_train_run(stats: TrainRunStats, live: dict[str, str] | None = None) -
     if stats.finished and not holder and not (stats.root / "curves.png").is_file():
         # its last.pt and log written, then killed (or out of disk) as it drew the figure: the
         # run is finished (exit 0), but before the fifty-sixth round nothing said the figure
-        # was missing nor that its --resume draws it (trainer.train.records._draw_missing_curves)
+        # was missing nor that its --resume draws it (trainer.train._draw_missing_curves)
         head.add_row(
             "curves",
             "no curves.png (stopped as the run's end drew it, or no matplotlib then): "

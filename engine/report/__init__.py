@@ -33,8 +33,16 @@ from engine.report.config import (
     ReportResult,
     round_score,
 )
-from engine.report.figures import plot_chart
+from engine.report.figures import (
+    _caption_size,
+    _grid,
+    _tile,
+    plot_chart,
+)
 from engine.report.inputs import (
+    _data_root,
+    _fused_source,
+    _split_data,
     check_data_sizes,
     match_warnings,
     other_data_warnings,
@@ -60,6 +68,12 @@ __all__ = [
     "EARLIER",
     "ReportConfig",
     "ReportResult",
+    "_caption_size",
+    "_data_root",
+    "_fused_source",
+    "_grid",
+    "_split_data",
+    "_tile",
     "build_report",
     "check_data_classes",
     "check_data_sizes",

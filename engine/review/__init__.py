@@ -36,10 +36,12 @@ from engine.review.inputs import (
     check_annotation_folder,
     warn_not_reached,
 )
+from engine.review.page import _image_url
 
 __all__ = [
     "build_review",
     "check_annotation_folder",
+    "_image_url",
     "MissingClassIdError",
     "NO_SCORE",
     "overlay",

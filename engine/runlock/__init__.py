@@ -44,6 +44,8 @@ from engine.runlock.command import (
 from engine.runlock.holders import (
     LOCK_NAME,
     FolderInUse,
+    _held_by,
+    _open_here,
     as_shard,
     check_alone,
     check_not_in_use,
@@ -60,7 +62,12 @@ from engine.runlock.leftovers import (
     temporaries,
     wrote_nothing,
 )
-from engine.runlock.lock import exclusive, folders_removed_on_failure, missing_folders
+from engine.runlock.lock import (
+    _own_lock,
+    exclusive,
+    folders_removed_on_failure,
+    missing_folders,
+)
 from engine.runlock.output_folders import (
     check_not_being_written,
     check_not_in_dataset,
@@ -69,11 +76,20 @@ from engine.runlock.output_folders import (
     places,
     split_folders,
 )
-from engine.runlock.records import earlier_name, record_set_aside, set_aside_as
+from engine.runlock.records import (
+    _files,
+    earlier_name,
+    record_set_aside,
+    set_aside_as,
+)
 
 __all__ = [
     "FolderInUse",
     "LOCK_NAME",
+    "_files",
+    "_held_by",
+    "_open_here",
+    "_own_lock",
     "as_shard",
     "check_alone",
     "check_not_being_written",

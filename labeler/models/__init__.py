@@ -67,6 +67,7 @@ from labeler.models.sizes import (
     resized_size,
 )
 from labeler.models.weights import (
+    _broken_weights,
     _check_local,
     _from_pretrained,
     _load_config,
@@ -77,6 +78,7 @@ from labeler.models.weights import (
 __all__ = [
     "autocast",
     "autocast_name",
+    "_broken_weights",
     "CANNOT",
     "CannotLabel",
     "check_docstrings_kept",

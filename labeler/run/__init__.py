@@ -26,6 +26,8 @@ Every name callers import from ``labeler.run`` is imported here from its module.
 from __future__ import annotations
 
 from labeler.run.folder import (
+    _changed_settings,
+    _same_run,
     check_same_class,
     clear_outputs,
     recorded_run,
@@ -34,10 +36,11 @@ from labeler.run.folder import (
 )
 from labeler.run.runner import MODELS_READ, check_model_folders, plan_items, run_labeling
 from labeler.run.summary import STAGES, LabelSummary
-from labeler.run.writers import QUEUED_PER_WRITER, ByteQueue, output_nbytes, write_outputs
+from labeler.run.writers import _STOP, QUEUED_PER_WRITER, ByteQueue, output_nbytes, write_outputs
 
 __all__ = [
     "ByteQueue",
+    "_changed_settings",
     "check_model_folders",
     "check_same_class",
     "clear_outputs",
@@ -49,7 +52,9 @@ __all__ = [
     "recorded_run",
     "resolved_shard",
     "run_labeling",
+    "_same_run",
     "shard_lock",
     "STAGES",
+    "_STOP",
     "write_outputs",
 ]

@@ -1180,7 +1180,7 @@ def test_json_and_the_train_config_hold_names_as_typed(tmp_path: Path):
     from annotations.fileio import atomic_write_json
     from annotations.taxonomy import MASS13K
     from trainer.config import TrainConfig
-    from trainer.train.records import _write_run_files
+    from trainer.train import _write_run_files
 
     odd = b"caf\xe9".decode("utf-8", "surrogateescape")
     doc = {"class": "自行车", "root": "/data/Straße/велосипед", "file": odd}

@@ -126,7 +126,7 @@ def test_a_labelme_mask_up_to_twice_the_image_s_size_is_read_one_pixel_more_refu
 
     from PIL import Image
 
-    from annotations.interchange.labelme import _mask_patch
+    from annotations.interchange import _mask_patch
 
     def png(w, h):
         buf = io.BytesIO()
@@ -431,7 +431,7 @@ def test_coco_builder_refuses_a_mask_format_it_cannot_write():
 def test_an_export_without_its_record_is_told_by_a_description_in_text_only():
     """``info`` of an engine export from before its record: the description alone, naming
     "pseudo labels of"; a description that is no text is no such export (not a TypeError)."""
-    from annotations.interchange.coco import _recordless_export
+    from annotations.interchange import _recordless_export
 
     text = "simulated pseudo labels of Bicycle from runs/bicycle"
     assert _recordless_export({"description": text}) == text

@@ -1003,7 +1003,7 @@ def test_a_bitmask_png_without_alpha_is_all_painted():
 def test_polygon_points_with_one_coordinate_not_finite_are_refused():
     """Every coordinate must be finite (a mutant that asked any one passed every test); finite
     percent points scale to pixels: 50% of 40 is 20."""
-    from annotations.labelstudio.importing import _percent_points
+    from annotations.labelstudio import _percent_points
 
     nan = float("nan")
     with pytest.raises(ValueError) as e:

@@ -200,7 +200,7 @@ def test_coco_polygon_drawn_along_pixel_edges_covers_those_pixels():
 
 def _drawn(shape: dict, hw: tuple[int, int]) -> np.ndarray:
     """One LabelMe shape alone, as the importer draws it."""
-    from annotations.interchange.labelme import _draw_labelme_shape
+    from annotations.interchange import _draw_labelme_shape
     from annotations.polygons import LabelmeCanvas
 
     canvas = LabelmeCanvas(*hw)
@@ -3247,8 +3247,7 @@ def test_a_subset_moved_with_its_dataset_finds_it_beside_itself(tmp_path, world,
     from typer.testing import CliRunner
 
     from cli import app
-    from engine.report import ReportConfig
-    from engine.report.inputs import _data_root
+    from engine.report import ReportConfig, _data_root
 
     data, _, truth = world
     project = tmp_path / "project"
@@ -3969,7 +3968,7 @@ def test_an_image_list_s_split_is_its_pick_record_s_and_none_without_a_usable_on
 
 
 def test_an_image_list_is_read_past_comments_and_refused_missing_or_empty(tmp_path):
-    from engine.annotate.export import _stem_named
+    from engine.annotate import _stem_named
 
     path = tmp_path / "pick.txt"
     path.write_text("# picked by hand\nimg001.jpg  # the odd one\n\n/data/images/test/img002.png\n")

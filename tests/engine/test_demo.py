@@ -1187,8 +1187,7 @@ def test_a_call_that_ends_before_its_summary_keeps_its_wall_time_and_how_it_ende
     """record_unfinished_call's lines, exactly: the call's wall time (what the summary of the
     call that finishes the folder adds up), its stage times and how it ended. The Ctrl-C test
     read back only ``ended`` and ``seconds``: a record without its wall time passed."""
-    from engine.demo import DemoResult, record_unfinished_call
-    from engine.demo.summary import _earlier_calls
+    from engine.demo import DemoResult, _earlier_calls, record_unfinished_call
 
     out = tmp_path / "demo"
     (out / "report").mkdir(parents=True)
@@ -1208,7 +1207,7 @@ def test_a_summary_written_before_calls_were_kept_counts_as_one_earlier_call(tmp
     """A folder's summary.json from before ``calls`` were kept holds its call's wall_seconds
     alone: rerunning the demo there counts that call (its stage times where it has them); a
     wall_seconds that is not a number counts none. No test wrote such a summary before."""
-    from engine.demo.summary import _earlier_calls
+    from engine.demo import _earlier_calls
 
     summary = tmp_path / "summary.json"
     summary.write_text(json.dumps({"wall_seconds": 400.0, "seconds": {"synth": 3.0}}), "utf-8")

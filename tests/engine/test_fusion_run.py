@@ -1608,7 +1608,7 @@ def test_a_release_layouts_images_compare_by_each_splits_own_folder(tmp_path: Pa
     """``_images`` of a dataset whose splits have their own image folders (images_pad/<split>):
     the template and each split's folder, resolved under the root."""
     from engine.datasets import DatasetSpec
-    from engine.fusion.run.labelled import _images
+    from engine.fusion.run import _images
 
     root = tmp_path / "MaSS13K"
     spec = DatasetSpec(root, split_images=(("train", "images_pad/train"), ("val", "pad/val")))

@@ -632,7 +632,7 @@ def test_a_training_run_killed_after_logging_its_last_step_is_not_finished(tmp_p
     """Killed (-9) after logging its last step (40 of 40) but before last.pt held it (it holds
     step 30), or once it did but during the last validation: engine info said "finished",
     exit 0, and offered engine predict on a last.pt of step 30; a --resume goes on from 30
-    (or validates), as trainer.train.resume._finished decides."""
+    (or validates), as trainer.train._finished decides."""
     import json
 
     from typer.testing import CliRunner
@@ -703,7 +703,7 @@ def test_a_training_run_killed_before_its_first_logged_step_is_a_training_run(tm
     from cli import app
     from engine.runlock import exclusive
     from trainer.config import TrainConfig
-    from trainer.train.records import _write_run_files
+    from trainer.train import _write_run_files
 
     run = tmp_path / "train"
     run.mkdir()
@@ -1412,7 +1412,7 @@ def test_a_run_stopped_before_its_checkpoint_is_started_again_from_another_folde
     from cli import app
     from tests.loop_helpers import make_dataset
     from trainer.config import TrainConfig
-    from trainer.train.records import _write_run_files
+    from trainer.train import _write_run_files
 
     project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
     make_dataset(project / "data", "train", n=2, size=(32, 32))
@@ -1461,7 +1461,7 @@ def test_a_resumed_run_copied_with_its_project_is_started_again_on_the_copys_dat
     from cli import app
     from tests.loop_helpers import make_dataset
     from trainer.config import TrainConfig
-    from trainer.train.records import _write_run_files
+    from trainer.train import _write_run_files
 
     project, copy = tmp_path / "project", tmp_path / "copy"
     make_dataset(project / "data", "train", n=2, size=(32, 32))
@@ -1654,7 +1654,7 @@ def test_a_label_or_training_run_going_on_unlocked_is_not_told_stopped(tmp_path,
     from engine.runlock import exclusive
     from tests.loop_helpers import no_locks
     from trainer.config import TrainConfig
-    from trainer.train.records import _write_run_files
+    from trainer.train import _write_run_files
 
     done = [{"split": s, "stem": f"{s}0", "status": "ok", "config_hash": ""} for s in ("train",)]
     _, run = _label_run(tmp_path, done)
@@ -2711,8 +2711,7 @@ def test_scored_maps_are_read_from_the_folder_the_scoring_ran_in(tmp_path, monke
     (and would have said nothing of a real change)."""
     import json
 
-    from engine.evaluate import list_labels, maps_digest
-    from engine.evaluate.pairs import _composed_as
+    from engine.evaluate import _composed_as, list_labels, maps_digest
     from engine.info import render_scores
 
     project, elsewhere = tmp_path / "proj", tmp_path / "elsewhere"
@@ -2753,7 +2752,7 @@ def test_the_restart_command_adds_no_data_for_the_recorded_folder_spelled_otherw
     found, so no ``--data`` is added (a string comparison added one)."""
     import json
 
-    from engine.info.train_run import _start_again
+    from engine.info import _start_again
 
     project = tmp_path / "proj"
     (project / "data").mkdir(parents=True)
@@ -2774,7 +2773,7 @@ def test_a_folder_listing_names_a_training_run_stopped_before_its_first_step(tmp
     from cli import app
     from tests.loop_helpers import make_dataset
     from trainer.config import TrainConfig
-    from trainer.train.records import _write_run_files
+    from trainer.train import _write_run_files
 
     make_dataset(tmp_path / "data", "train", n=2, size=(32, 32))
     monkeypatch.chdir(tmp_path)

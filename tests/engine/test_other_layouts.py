@@ -312,7 +312,7 @@ def test_a_linked_folder_on_another_drive_is_walked(tmp_path: Path, monkeypatch)
     such a city could not be read. Other drives are no loop."""
     import ntpath
 
-    from engine.datasets.listing import _walk
+    from engine.datasets import _walk
 
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()

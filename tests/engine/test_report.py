@@ -846,7 +846,7 @@ def test_a_caption_is_written_inside_its_black_box_in_the_thumbnail_s_corner():
     """``_tile``: the caption's box, black to its edges, in the thumbnail's top-left corner and
     nothing else drawn; its text inside it with a margin (not cut at the top, not below it); the
     thumbnail given is left as it was, and an empty caption draws nothing."""
-    from engine.report.figures import _caption_size, _tile
+    from engine.report import _caption_size, _tile
 
     for caption in ("annotation", "pseudo labels; magenta: 255", "2x the image's pixels"):
         bw, bh = _caption_size(caption)
@@ -869,7 +869,7 @@ def test_captions_go_in_a_band_only_where_a_thumbnail_cannot_hold_them(tmp_path)
     pixel narrower or shorter puts every caption in a band above its thumbnail, as tall as the
     tallest box, each column as wide as its widest caption or thumbnail (white beside it).
     Panels are 4 white pixels apart."""
-    from engine.report.figures import _caption_size, _grid
+    from engine.report import _caption_size, _grid
 
     bw, bh = _caption_size("annotation")
     other = _caption_size("pseudo labels")
@@ -1351,7 +1351,7 @@ def test_a_fused_datasets_source_is_found_from_a_gone_folder_or_moved_with_it(wo
     from pathlib import Path
 
     from engine.fusion import FuseConfig, fuse
-    from engine.report.inputs import _fused_source
+    from engine.report import _fused_source
 
     tmp, data, _, _ = world
     (tmp / "cwd").mkdir()

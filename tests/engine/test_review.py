@@ -736,7 +736,7 @@ def test_an_image_link_out_of_a_folder_reached_through_a_symlink_is_absolute(tmp
     relative ``../../../data/a.jpg`` holds for the first only. Where the two readings differ the
     link is the image's absolute ``file:`` URL, which holds for both; a relative one where they
     agree."""
-    from engine.review.page import _image_url
+    from engine.review import _image_url
 
     (tmp_path / "scratch" / "runs" / "x" / "g").mkdir(parents=True)
     (tmp_path / "p" / "data").mkdir(parents=True)
@@ -1298,7 +1298,7 @@ def test_an_image_inside_the_gallery_s_folder_is_linked_relative_through_a_link(
     elsewhere), which breaks once the gallery is served over HTTP (python -m http.server);
     ``imgs/x.jpg`` leads to it from either path of the folder. An image outside the folder
     keeps its file: URL where the relative path would lead elsewhere."""
-    from engine.review.page import _image_url
+    from engine.review import _image_url
 
     real = tmp_path / "a" / "b" / "real"
     (real / "imgs").mkdir(parents=True)

@@ -168,9 +168,8 @@ def test_a_run_refused_in_a_copy_made_while_the_original_runs_keeps_the_copys_lo
 def test_a_hard_linked_lock_file_that_cannot_be_replaced_is_kept_and_locked(
     tmp_path, monkeypatch, fails
 ):
-    """Where the copy's own lock file cannot be made or take the name
-    (engine.runlock.lock._own_lock), the run goes on holding the shared file, as before, and no new
-    file is left."""
+    """Where the copy's own lock file cannot be made or take the name (engine.runlock._own_lock),
+    the run goes on holding the shared file, as before, and no new file is left."""
     original, copy = tmp_path / "run", tmp_path / "copy"
     with exclusive(original, "engine train"):
         (original / "last.pt").write_bytes(b"x")
@@ -1235,7 +1234,7 @@ def test_the_processes_holding_a_lock_are_found_by_their_fd_links_not_a_stat_of_
     ``os.stat`` of a file on a hung NFS mount blocks (the rerun's refusal would hang with it).
     It reads each descriptor's link (``/proc/PID/fd/N``, which touches no file system) and
     stats only those naming the lock file."""
-    from engine.runlock.holders import _open_here
+    from engine.runlock import _open_here
 
     lock, other = tmp_path / ".lock", tmp_path / "other.txt"
     lock.write_text("")
@@ -1275,7 +1274,7 @@ def test_a_process_with_the_lock_file_open_but_not_its_lock_is_not_named_a_holde
     """Another command probing the folder (``engine info``, a second rerun) has the lock file
     open for an instant without holding the lock: ``_open_here`` named it among the killed
     run's ranks. Only a descriptor whose lock ``/proc/PID/fdinfo/N`` shows holds it."""
-    from engine.runlock.holders import _open_here
+    from engine.runlock import _open_here
 
     lock = tmp_path / ".lock"
     lock.write_text("")
@@ -1310,7 +1309,7 @@ def test_finding_a_holder_in_proc_leaves_no_listing_of_its_descriptors_open(
     import gc
     import warnings
 
-    from engine.runlock.holders import _open_here
+    from engine.runlock import _open_here
 
     lock = tmp_path / ".lock"
     lock.write_text("")

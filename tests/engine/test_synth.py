@@ -921,7 +921,7 @@ def test_report_and_annotate_refuse_a_dataset_synth_stopped_half_way(tmp_path: P
     (the split's images, :func:`engine.annotate.dataset_images`) refuse a stopped synth in the
     same line, naming themselves; before, they read the scenes drawn so far as the split."""
     from engine.annotate import dataset_images
-    from engine.report.inputs import _split_data
+    from engine.report import _split_data
 
     out = _stopped_synth(tmp_path, monkeypatch)
 

@@ -19,8 +19,7 @@ from cli import app
 from labeler.backends import BACKENDS, BackendOutput, register_backend
 from labeler.config import ClassSpec, LabelConfig
 from labeler.models import ImageTooThin
-from labeler.run import ByteQueue, run_labeling
-from labeler.run.writers import _STOP
+from labeler.run import _STOP, ByteQueue, run_labeling
 
 runner = CliRunner()
 H, W = 40, 48

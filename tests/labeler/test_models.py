@@ -826,7 +826,7 @@ def test_the_broken_weights_file_named_is_the_one_safetensors_cannot_open(tmp_pa
     safetensors); with no cut file among several, none is named (the folder is, by the caller)."""
     from safetensors.torch import save_file
 
-    from labeler.models.weights import _broken_weights
+    from labeler.models import _broken_weights
 
     def save(path: Path, cut: bool = False) -> Path:
         save_file({"w": torch.zeros(64)}, str(path))

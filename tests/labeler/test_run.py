@@ -887,7 +887,7 @@ def test_the_settings_warning_names_only_settings_that_change_labels(
 ):
     """The split choice is not in the settings hash: the warning does not list it as changed
     (it said "splits [] -> ['val']")."""
-    from labeler.run.folder import _changed_settings
+    from labeler.run import _changed_settings
 
     out = tmp_path / "run"
     run_labeling(_cfg(dataset, out))

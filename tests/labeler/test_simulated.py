@@ -744,7 +744,7 @@ def test_a_resumed_label_run_keeps_the_warnings_of_the_calls_before():
     settings, --force) does not: none of their labels is left."""
     from engine.info import said_by
     from engine.runinfo import warnings_entry
-    from labeler.run.folder import _same_run
+    from labeler.run import _same_run
 
     first = {"config_hash": "h", "environment": {"time": "t0"}, "warnings": ["RUN: said"]}
     kept = warnings_entry(["RUN: again"], _same_run(first, "h"))

@@ -58,7 +58,7 @@ def test_plot_curves_writes_a_png_or_nothing_without_training_steps(tmp_path):
 
 
 def test_without_matplotlib_training_logs_a_note(tmp_path, monkeypatch, caplog):
-    from trainer.train.records import _draw_curves
+    from trainer.train import _draw_curves
 
     _log(tmp_path / "metrics.jsonl", [{"step": 1, "lr": 1e-3, "loss": 1.0}])
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError

@@ -1446,7 +1446,7 @@ def test_own_or_smallest_size_keeps_a_large_enough_image_and_scales_a_thin_one()
 
 
 def test_sliding_window_spans_start_even_and_reach_the_end() -> None:
-    from trainer.inference.scores import _spans
+    from trainer.inference import _spans
 
     assert _spans(32, 32, 24) == [(0, 32)]  # one tile holds it
     assert _spans(70, 32, 24) == [(0, 32), (24, 56), (38, 70)]  # the last tile ends at row 70
@@ -1590,7 +1590,7 @@ def test_uint8_labels_take_255_classes_not_256() -> None:
 
 
 def test_a_model_is_on_the_device_asked_for_any_gpu_for_cuda_without_an_index() -> None:
-    from trainer.inference.label import _is_on
+    from trainer.inference import _is_on
 
     d = torch.device
     assert _is_on(d("cuda", 1), d("cuda")) and _is_on(d("cuda", 0), d("cuda", 0))

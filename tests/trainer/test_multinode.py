@@ -205,7 +205,7 @@ def test_a_finished_run_is_finished_on_every_rank_as_rank_0_finds_it(tmp_path, m
     from pathlib import Path
 
     from trainer.config import TrainConfig
-    from trainer.train.resume import _finished
+    from trainer.train import _finished
 
     for node, lines in (("node0", [{"step": 5, "loss": 1.0}, {"step": 5, "val": {}}]),
                         ("node1", [{"step": 5, "loss": 1.0}])):  # fmt: skip

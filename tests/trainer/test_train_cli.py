@@ -634,7 +634,7 @@ def test_joint_training_options_on_a_dataset_without_new_classes_are_refused(syn
 
 def test_last_validation_prints_undefined_scores_as_n_a(capsys):
     # a subset whose class has no boundary anywhere has BIoU null: printed "n/a", never "0.00"
-    from trainer.cli.train import _print_val
+    from trainer.cli import _print_val
 
     _print_val(
         {
@@ -882,7 +882,7 @@ def test_a_run_recorded_before_drawn_rule_resumes_by_the_window_rule(tmp_path):
     default, ``window``, the rule that run trained by; ``contact`` given is refused, named by
     its dotted key."""
     from trainer.config import TrainConfig, config_from, plain, recorded_settings
-    from trainer.train.resume import _check_resume_config
+    from trainer.train import _check_resume_config
 
     run = tmp_path / "run"
     run.mkdir()
@@ -908,7 +908,7 @@ def test_a_resume_reads_init_and_backbone_weights_from_the_folder_the_run_ran_in
     as another string, the start checkpoint compared with the file of that name here). Now they
     are found from the recorded folder, recorded absolute, and compared by their bytes."""
     from trainer.config import TrainConfig, plain, recorded_settings
-    from trainer.train.resume import _check_resume_config
+    from trainer.train import _check_resume_config
 
     project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
     run = project / "runs" / "x"

@@ -1504,7 +1504,7 @@ def test_grad_clip_0_does_not_clip_and_a_tiny_one_shrinks_the_first_step(tmp_pat
 def test_a_resumes_iters_is_checked_against_the_step_and_the_plan(
     tmp_path, step, planned, iters, said
 ):
-    from trainer.train.resume import _check_resume_iters
+    from trainer.train import _check_resume_iters
 
     ckpt, last = {"step": step, "scheduler": {"iters": planned}}, tmp_path / "last.pt"
     if said is None:
@@ -1516,7 +1516,7 @@ def test_a_resumes_iters_is_checked_against_the_step_and_the_plan(
 
 
 def test_a_checkpoint_without_a_schedule_is_planned_for_the_iters_given(tmp_path):
-    from trainer.train.resume import _check_resume_iters, _finished
+    from trainer.train import _check_resume_iters, _finished
 
     _check_resume_iters({"step": 4}, TrainConfig(iters=4), tmp_path)  # 4 of 4: finished
     assert _finished({"step": 4}, TrainConfig(iters=4, val_split=""), tmp_path)
@@ -1540,7 +1540,7 @@ def test_a_checkpoint_without_a_schedule_is_planned_for_the_iters_given(tmp_path
 def test_a_run_is_finished_at_its_plans_end_with_its_last_validation_logged(
     tmp_path, step, planned, iters, lines, finished
 ):
-    from trainer.train.resume import _finished
+    from trainer.train import _finished
 
     validates = lines is not None
     if lines:
@@ -1554,7 +1554,7 @@ def test_a_changed_schedule_gives_both_learning_rates_by_hand():
     """lr 1e-2, step 3. Planned 4, continued to 8: 0.5 (1 + cos(3 pi / 4)) = 0.1464 was,
     0.5 (1 + cos(3 pi / 8)) = 0.6913 now. Planned 8 to 4 with warmup 2 and floor 0.5: was
     0.5 + 0.25 (1 + cos(pi / 6)) = 0.9665, now 0.5 + 0.25 (1 + cos(pi / 2)) = 0.75."""
-    from trainer.train.resume import _changed_schedule
+    from trainer.train import _changed_schedule
 
     assert _changed_schedule({"step": 3, "scheduler": {"iters": 4}}, TrainConfig(iters=4)) is None
     said = _changed_schedule({"step": 3, "scheduler": {"iters": 4}}, TrainConfig(lr=1e-2, iters=8))

@@ -32,6 +32,7 @@ from trainer.inference.guided import GUIDES, GuidedFilter, ImageGuide, box_mean,
 from trainer.inference.label import (
     MODES,
     _full,
+    _is_on,
     autocast_dtype,
     check_sliding_window,
     labels_from_predictions,
@@ -45,7 +46,7 @@ from trainer.inference.resize import (
     smallest_size,
     upsample_cells,
 )
-from trainer.inference.scores import check_tta, predict_scores, tta_scores
+from trainer.inference.scores import _spans, check_tta, predict_scores, tta_scores
 from trainer.models.massformer import semantic_inference
 
 __all__ = [
@@ -55,6 +56,8 @@ __all__ = [
     "MAX_TTA_SCALE",
     "MODES",
     "_full",
+    "_is_on",
+    "_spans",
     "autocast_dtype",
     "box_mean",
     "check_guided_filter",

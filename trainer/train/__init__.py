@@ -45,6 +45,7 @@ from trainer.train.checks import (
 )
 from trainer.train.distributed import (
     _agree_to_stop,
+    _distributed,
     _step_checks,
     check_run_folder_shared,
     node_shm_shortfalls,
@@ -57,6 +58,10 @@ from trainer.train.records import (
     SKIPPED_LOG,
     RunWarnings,
     SkippedLog,
+    _draw_curves,
+    _draw_missing_curves,
+    _tensorboard,
+    _write_run_files,
     warn_unlabelled,
 )
 from trainer.train.resume import (
@@ -64,6 +69,10 @@ from trainer.train.resume import (
     DEVICE_ERRORS,
     RESUMABLE_CHANGES,
     SAME_BYTES,
+    _changed_schedule,
+    _check_resume_config,
+    _check_resume_iters,
+    _finished,
     damaged_state,
     file_sizes,
 )
@@ -86,7 +95,16 @@ __all__ = [
     "TrainResult",
     "UPSCALE_WARNING",
     "_agree_to_stop",
+    "_changed_schedule",
+    "_check_resume_config",
+    "_check_resume_iters",
+    "_distributed",
+    "_draw_curves",
+    "_draw_missing_curves",
+    "_finished",
     "_step_checks",
+    "_tensorboard",
+    "_write_run_files",
     "check_crop",
     "check_float32",
     "check_gpu_per_rank",

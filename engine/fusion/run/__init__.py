@@ -49,8 +49,16 @@ from engine.fusion.run.config import (
     Job,
 )
 from engine.fusion.run.corrections import mask_size, open_corrections, with_corrections
-from engine.fusion.run.image import fuse_job, input_content, input_paths, input_stamp, output_paths
+from engine.fusion.run.image import (
+    _init_worker,
+    fuse_job,
+    input_content,
+    input_paths,
+    input_stamp,
+    output_paths,
+)
 from engine.fusion.run.labelled import (
+    _images,
     labelled_dataset,
     recorded_dataset,
     warn_other_dataset,
@@ -71,6 +79,8 @@ __all__ = [
     "FuseResult",
     "Job",
     "REMOVED",
+    "_images",
+    "_init_worker",
     "changed_photos",
     "check_same_classes",
     "check_vouched",
