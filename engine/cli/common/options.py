@@ -7,10 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.text import (
-    MAX_TTA_SCALE,
-    split_names,  # noqa: F401 - the option parsers' home for the CLI
-)
+from engine.text import MAX_TTA_SCALE, split_names
 
 
 class SizeFormError(ValueError):
